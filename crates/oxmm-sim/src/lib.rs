@@ -1,0 +1,18 @@
+//! # oxmm-sim: the simulated machine around oxmm
+//!
+//! Host-backed RAM ([`ram`]), the machine description and its firmware map
+//! ([`config`]), the booted machine with its clock, random source and
+//! scheduler ([`machine`], [`rng`], [`sched`]), and scenario files
+//! ([`scenario`]).
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod machine;
+pub mod ram;
+pub mod rng;
+pub mod scenario;
+pub mod sched;
+
+pub use config::MachineConfig;
+pub use machine::{Machine, SimError};

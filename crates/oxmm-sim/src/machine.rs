@@ -1,0 +1,113 @@
+//! The simulated machine: host-backed RAM, CPUs, the virtual clock, the
+//! seeded random source, the scheduler, and the booted mm.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use oxmm::hal::Hal;
+use oxmm::mm_init::{self, BootError};
+use oxmm::Kernel;
+
+use crate::config::{ConfigError, MachineConfig};
+use crate::ram::HostRam;
+use crate::rng::SimRng;
+use crate::sched::Scheduler;
+
+/// The machine's per-call services for the core.
+pub struct SimHal {
+    cpu: AtomicUsize,
+    nr_cpus: usize,
+    clock_ns: AtomicU64,
+}
+
+impl SimHal {
+    /// Makes `cpu` the running CPU. The deterministic scheduler switches
+    /// CPUs on one host thread, so one value per machine suffices.
+    pub fn set_cpu(&self, cpu: usize) {
+        assert!(cpu < self.nr_cpus, "cpu {cpu} out of range");
+        self.cpu.store(cpu, Relaxed);
+    }
+    /// Advances the virtual clock.
+    pub fn advance(&self, ns: u64) {
+        self.clock_ns.fetch_add(ns, Relaxed);
+    }
+}
+
+impl Hal for SimHal {
+    #[inline]
+    fn current_cpu(&self) -> usize {
+        self.cpu.load(Relaxed)
+    }
+    fn nr_cpu_ids(&self) -> usize {
+        self.nr_cpus
+    }
+    fn now_ns(&self) -> u64 {
+        self.clock_ns.load(Relaxed)
+    }
+}
+
+/// Why a machine could not be built.
+#[derive(Debug)]
+pub enum SimError {
+    /// The description is invalid.
+    Config(ConfigError),
+    /// The host refused the RAM mapping.
+    HostRam(std::io::Error),
+    /// The mm failed to boot.
+    Boot(BootError),
+}
+
+impl fmt::Display for SimError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SimError::Config(e) => write!(f, "{e}"),
+            SimError::HostRam(e) => write!(f, "cannot reserve host memory for simulated RAM: {e}"),
+            SimError::Boot(e) => write!(f, "boot failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for SimError {}
+
+/// A booted machine.
+pub struct Machine {
+    /// The description it was built from.
+    pub config: MachineConfig,
+    /// The memory-management subsystem.
+    pub kernel: Kernel,
+    /// The HAL shared with the kernel.
+    pub hal: Arc<SimHal>,
+    /// The seeded random source.
+    pub rng: SimRng,
+    /// Timed events on the virtual clock.
+    pub sched: Scheduler,
+    /// Host time boot took.
+    pub boot_time: Duration,
+}
+
+impl Machine {
+    /// Builds and boots a machine; `seed` feeds every random choice.
+    pub fn boot(config: &MachineConfig, seed: u64) -> Result<Machine, SimError> {
+        config.validate().map_err(SimError::Config)?;
+        let t0 = Instant::now();
+        let ram = HostRam::new(config.phys_size()).map_err(SimError::HostRam)?;
+        let mem = Arc::new(ram.into_phys());
+        let hal = Arc::new(SimHal { cpu: AtomicUsize::new(0), nr_cpus: config.nr_cpus(), clock_ns: AtomicU64::new(0) });
+        let kernel = mm_init::boot(&config.boot_params(), mem, hal.clone()).map_err(SimError::Boot)?;
+        Ok(Machine {
+            config: config.clone(),
+            kernel,
+            hal,
+            rng: SimRng::new(seed),
+            sched: Scheduler::new(config.nr_cpus()),
+            boot_time: t0.elapsed(),
+        })
+    }
+
+    /// Virtual nanoseconds since boot.
+    pub fn now_ns(&self) -> u64 {
+        self.hal.now_ns()
+    }
+}

@@ -1,0 +1,296 @@
+//! Per-cpu page lists (Linux's `struct per_cpu_pages` and the pcp half of
+//! `mm/page_alloc.c`).
+//!
+//! Each CPU keeps, per zone, small free lists for orders 0..=3 (one per
+//! pcp migratetype) and for the pageblock order (THP; movable and not).
+//! Allocation pops from the front; a miss refills `batch` blocks from the
+//! buddy lists under one zone-lock hold. Freeing pushes to the front; when
+//! the count passes `high`, blocks from the list tails go back in a batch.
+//! `high` adapts between `high_min` and `high_max` as Linux 6.7+ does: it
+//! grows while a CPU frees more than it allocates and shrinks when the zone
+//! is short of memory.
+//!
+//! Locking: `pcp->lock` (the `spin::Mutex` around this struct) is taken
+//! before the zone lock, never after.
+
+use core::sync::atomic::Ordering::Relaxed;
+
+use super::buddy::RmqueueMode;
+use super::{zone_flags, PageList, Wmark, Zone, PAGE_ALLOC_COSTLY_ORDER};
+use crate::kernel::Kernel;
+use crate::mmzone::{MigrateType, MIGRATE_PCPTYPES};
+use crate::types::{Pfn, PAGEBLOCK_ORDER};
+use crate::vmstat::VmEvent;
+
+/// Lists for orders 0..=COSTLY (`NR_LOWORDER_PCP_LISTS`).
+pub const NR_LOWORDER_PCP_LISTS: usize = MIGRATE_PCPTYPES * (PAGE_ALLOC_COSTLY_ORDER as usize + 1);
+/// All pcp lists: the low orders plus two for THP (`NR_PCP_LISTS`).
+pub const NR_PCP_LISTS: usize = NR_LOWORDER_PCP_LISTS + 2;
+/// Largest shift applied to `batch` when a CPU keeps allocating or freeing
+/// (`CONFIG_PCP_BATCH_SCALE_MAX`).
+pub const PCP_BATCH_SCALE_MAX: u32 = 5;
+
+/// Does the pcp cache this order (`pcp_allowed_order`)?
+#[inline]
+pub fn pcp_allowed_order(order: u32) -> bool {
+    order <= PAGE_ALLOC_COSTLY_ORDER || order == PAGEBLOCK_ORDER
+}
+
+/// The list index of an order and type (`order_to_pindex`).
+#[inline]
+pub fn order_to_pindex(mt: MigrateType, order: u32) -> usize {
+    if order > PAGE_ALLOC_COSTLY_ORDER {
+        NR_LOWORDER_PCP_LISTS + (mt == MigrateType::Movable) as usize
+    } else {
+        order as usize * MIGRATE_PCPTYPES + mt as usize
+    }
+}
+
+/// The order of a list index (`pindex_to_order`).
+#[inline]
+pub fn pindex_to_order(pindex: usize) -> u32 {
+    if pindex >= NR_LOWORDER_PCP_LISTS {
+        PAGEBLOCK_ORDER
+    } else {
+        (pindex / MIGRATE_PCPTYPES) as u32
+    }
+}
+
+/// One CPU's cache of free pages for one zone.
+#[derive(Debug)]
+pub struct PerCpuPages {
+    /// Pages on all lists.
+    pub count: u32,
+    /// Current high mark: above it, frees go back to the buddy lists.
+    pub high: u32,
+    /// Lower bound of `high`.
+    pub high_min: u32,
+    /// Upper bound of `high`.
+    pub high_max: u32,
+    /// Blocks moved per refill or drain.
+    pub batch: u32,
+    /// Doubles the refill batch while the CPU only allocates.
+    pub alloc_factor: u32,
+    /// Pages freed recently (halved on each allocation).
+    pub free_count: u32,
+    /// The lists, by [`order_to_pindex`].
+    pub lists: [PageList; NR_PCP_LISTS],
+}
+
+impl PerCpuPages {
+    /// The boot pageset: caching off until sizes are set (`pageset_init`).
+    pub fn boot() -> PerCpuPages {
+        PerCpuPages {
+            count: 0,
+            high: 0,
+            high_min: 0,
+            high_max: 0,
+            batch: 1,
+            alloc_factor: 0,
+            free_count: 0,
+            lists: [PageList::default(); NR_PCP_LISTS],
+        }
+    }
+
+    /// The high mark for a free, adapting `self.high` (`nr_pcp_high`).
+    fn nr_pcp_high(&mut self, zone: &Zone, batch: u32, free_high: bool) -> u32 {
+        let high = self.high.clamp(self.high_min, self.high_max);
+        self.high = high;
+        if high == 0 {
+            return 0;
+        }
+        if free_high {
+            self.high = high.saturating_sub(batch << PCP_BATCH_SCALE_MAX).max(self.high_min);
+            return 0;
+        }
+        if zone.test_flag(zone_flags::BELOW_HIGH) {
+            let free_count = self.free_count.max(batch);
+            self.high = high.saturating_sub(free_count).max(self.high_min);
+            return (batch << 2).min(self.high);
+        }
+        if self.high_min == self.high_max {
+            return high;
+        }
+        if zone.test_flag(zone_flags::RECLAIM_ACTIVE) {
+            self.high = high.saturating_sub(self.free_count).max(self.high_min);
+            return self.count.max(self.high_min);
+        }
+        if self.count >= high {
+            let need = self.free_count + batch;
+            if self.high < need {
+                self.high = need.clamp(self.high_min, self.high_max);
+            }
+        }
+        high
+    }
+
+    /// How many pages a free over `high` sends back (`nr_pcp_free`).
+    fn nr_pcp_free(&self, batch: u32, high: u32, free_high: bool) -> u32 {
+        if free_high {
+            return self.count.min(batch << PCP_BATCH_SCALE_MAX);
+        }
+        if high < batch {
+            return 1;
+        }
+        self.free_count.clamp(batch, high - batch)
+    }
+
+    /// How many blocks a refill takes (`nr_pcp_alloc`).
+    fn nr_pcp_alloc(&mut self, zone: &Zone, order: u32) -> u32 {
+        let base = self.batch;
+        let mut high = self.high.clamp(self.high_min, self.high_max);
+        self.high = high;
+        if high < base {
+            return 1;
+        }
+        let mut batch = if order > 0 { base } else { base << self.alloc_factor };
+        if self.high_min != self.high_max && !zone.test_flag(zone_flags::BELOW_HIGH) {
+            high = (high + batch).min(self.high_max);
+            self.high = high;
+        }
+        if order == 0 {
+            let max_nr_alloc = (high as i64 - self.count as i64 - base as i64).max(base as i64) as u32;
+            if batch <= max_nr_alloc && self.alloc_factor < PCP_BATCH_SCALE_MAX {
+                self.alloc_factor += 1;
+            }
+            batch = batch.min(max_nr_alloc);
+        }
+        if batch > 1 {
+            batch = (batch >> order).max(2);
+        }
+        batch
+    }
+}
+
+impl Kernel {
+    /// Allocates from this CPU's list, refilling it from the buddy lists
+    /// when empty (`rmqueue_pcplist`).
+    #[inline]
+    pub(crate) fn rmqueue_pcplist(&self, zone: &Zone, order: u32, mt: MigrateType, af: u32) -> Option<Pfn> {
+        let cpu = self.hal.current_cpu();
+        let mut pcp = zone.per_cpu[cpu].pcp.lock();
+        pcp.free_count >>= 1;
+        let pindex = order_to_pindex(mt, order);
+        if pcp.lists[pindex].is_empty() {
+            let batch = pcp.nr_pcp_alloc(zone, order);
+            let got = self.rmqueue_bulk(zone, order, batch, &mut pcp.lists[pindex], mt, af);
+            pcp.count += got << order;
+            if got == 0 {
+                return None;
+            }
+        }
+        let pfn = pcp.lists[pindex].pop_front(&self.memmap)?;
+        pcp.count -= 1 << order;
+        Some(pfn)
+    }
+
+    /// Moves up to `count` blocks from the buddy lists to a pcp list under
+    /// one zone-lock hold (`rmqueue_bulk`).
+    fn rmqueue_bulk(&self, zone: &Zone, order: u32, count: u32, list: &mut PageList, mt: MigrateType, af: u32) -> u32 {
+        let mut fa = zone.free.lock();
+        let mut mode = RmqueueMode::Normal;
+        let mut got = 0;
+        while got < count {
+            let Some(pfn) = self.rmqueue_fallback_chain(zone, &mut fa, order, mt, af, &mut mode) else {
+                break;
+            };
+            list.push_back(&self.memmap, pfn);
+            got += 1;
+        }
+        got
+    }
+
+    /// Frees a small block to this CPU's list (`free_unref_page`).
+    pub(crate) fn free_unref_page(&self, pfn: Pfn, order: u32) {
+        let mut mt = self.get_pageblock_migratetype(pfn);
+        if mt as usize >= MIGRATE_PCPTYPES {
+            if mt == MigrateType::Isolate {
+                self.free_one_page(pfn, order);
+                return;
+            }
+            mt = MigrateType::Movable;
+        }
+        let zone = self.page_zone(pfn);
+        let cpu = self.hal.current_cpu();
+        let mut pcp = zone.per_cpu[cpu].pcp.lock();
+        self.free_unref_page_commit(zone, &mut pcp, cpu, pfn, mt, order);
+    }
+
+    /// Adds to the list and drains a batch when over `high`
+    /// (`free_frozen_page_commit`).
+    fn free_unref_page_commit(
+        &self,
+        zone: &Zone,
+        pcp: &mut PerCpuPages,
+        cpu: usize,
+        pfn: Pfn,
+        mt: MigrateType,
+        order: u32,
+    ) {
+        pcp.alloc_factor >>= 1;
+        self.cpu_events[cpu].count(VmEvent::Pgfree, 1 << order);
+        let pindex = order_to_pindex(mt, order);
+        pcp.lists[pindex].push_front(&self.memmap, pfn);
+        pcp.count += 1 << order;
+        let batch = pcp.batch;
+        let free_high = false;
+        if pcp.free_count < (batch << PCP_BATCH_SCALE_MAX) {
+            pcp.free_count = (pcp.free_count + (1 << order)).min(batch << PCP_BATCH_SCALE_MAX);
+        }
+        let high = pcp.nr_pcp_high(zone, batch, free_high);
+        if pcp.count >= high {
+            let n = pcp.nr_pcp_free(batch, high, free_high);
+            self.free_pcppages_bulk(zone, n, pcp, pindex);
+            if zone.test_flag(zone_flags::BELOW_HIGH)
+                && self.zone_watermark_ok(zone, 0, zone.wmark_pages(Wmark::High), zone.kind as usize, 0)
+            {
+                zone.flags.fetch_and(!zone_flags::BELOW_HIGH, Relaxed);
+            }
+        }
+    }
+
+    /// Returns `count` pages from the pcp list tails to the buddy lists,
+    /// round-robin over the lists starting after `pindex` (`free_pcppages_bulk`).
+    pub(crate) fn free_pcppages_bulk(&self, zone: &Zone, count: u32, pcp: &mut PerCpuPages, mut pindex: usize) {
+        let mut count = count.min(pcp.count) as i64;
+        if count <= 0 {
+            return;
+        }
+        let mut fa = zone.free.lock();
+        while count > 0 {
+            loop {
+                pindex = if pindex + 1 >= NR_PCP_LISTS { 0 } else { pindex + 1 };
+                if !pcp.lists[pindex].is_empty() {
+                    break;
+                }
+            }
+            let order = pindex_to_order(pindex);
+            let nr = 1i64 << order;
+            while count > 0 {
+                let Some(pfn) = pcp.lists[pindex].pop_back(&self.memmap) else { break };
+                let mt = self.get_pageblock_migratetype(pfn);
+                count -= nr;
+                pcp.count -= nr as u32;
+                self.free_one_page_locked(zone, &mut fa, pfn, order, mt, false);
+            }
+        }
+    }
+
+    /// Empties one CPU's lists for a zone (`drain_pages_zone`).
+    pub fn drain_pages_zone(&self, cpu: usize, zone: &Zone) {
+        let mut pcp = zone.per_cpu[cpu].pcp.lock();
+        let n = pcp.count;
+        self.free_pcppages_bulk(zone, n, &mut pcp, NR_PCP_LISTS - 1);
+    }
+
+    /// Empties every CPU's lists in every zone (`drain_all_pages(NULL)`).
+    pub fn drain_all_pages(&self) {
+        for node in &self.nodes {
+            for zone in &node.zones {
+                for cpu in 0..zone.per_cpu.len() {
+                    self.drain_pages_zone(cpu, zone);
+                }
+            }
+        }
+    }
+}
