@@ -13,6 +13,7 @@ pub mod ram;
 pub mod rng;
 pub mod scenario;
 pub mod sched;
+pub mod workload;
 
 pub use config::MachineConfig;
 pub use machine::{Machine, SimError};

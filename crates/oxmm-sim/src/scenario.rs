@@ -1,1 +1,380 @@
-//! scenarios
+//! Scenario files: TOML descriptions of a run (the machine, sysctls by
+//! their Linux names, the slab allocator, the seed, the workloads).
+//!
+//! Every error names the file, the key and the problem, so a user can fix
+//! a scenario without reading code. Unknown keys are errors too: a typo
+//! must not silently fall back to a default.
+//!
+//! ```toml
+//! seed = 1
+//! slab = "slub"                 # slub | slab | slob
+//!
+//! [machine]
+//! cpus = 4                      # with `mem`: a single node
+//! mem = "8G"
+//! # or one table per node:
+//! # [[machine.node]]
+//! # mem = "4G"
+//! # cpus = 2
+//! kernel_image = "24M"
+//! kernelcore = "50%"            # or movablecore = "2G"
+//! distance = [[10, 21], [21, 10]]
+//! reserved = [{ start = "0x20000000", size = "16M" }]
+//!
+//! [sysctl]
+//! "vm.min_free_kbytes" = 65536
+//!
+//! [[workload]]
+//! kind = "page_churn"
+//! ops = 200000
+//! ```
+
+use std::fmt;
+use std::path::Path;
+
+use oxmm::kernel::CoreSize;
+use toml::{Table, Value};
+
+use crate::config::{MachineConfig, NodeConfig};
+use crate::workload::{PageChurn, Workload};
+
+/// The slab allocator a scenario asks for (`slab = ...`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub enum SlabKind {
+    /// SLUB, Linux's default.
+    #[default]
+    Slub,
+    /// The old SLAB design.
+    Slab,
+    /// The simple list-of-blocks allocator.
+    Slob,
+}
+
+/// A parsed scenario.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Scenario {
+    /// Where it came from (a path, or `<default>`).
+    pub source: String,
+    /// The machine.
+    pub machine: MachineConfig,
+    /// Seed when the command line gives none.
+    pub seed: u64,
+    /// The slab allocator.
+    pub slab: SlabKind,
+    /// Sysctl writes applied after boot, in file order: (name, value).
+    pub sysctls: Vec<(String, String)>,
+    /// Workloads, in file order.
+    pub workloads: Vec<Workload>,
+}
+
+/// A scenario that cannot be used: file, key, problem.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScenarioError {
+    /// The file.
+    pub file: String,
+    /// The key at fault (`machine.nodes[1].mem`), empty for a syntax error.
+    pub key: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.problem)
+        } else {
+            write!(f, "{}: key `{}`: {}", self.file, self.key, self.problem)
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// The scenario `oxmm run` uses without a file.
+pub const DEFAULT_SCENARIO: &str = include_str!("../../../scenarios/default.toml");
+
+/// Parses a byte size: `4096`, `0x1000`, `64k`, `512M`, `4G`, `1T` (binary units).
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim().replace('_', "");
+    if let Some(hex) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        return u64::from_str_radix(hex, 16).ok();
+    }
+    let (num, mult) = match s.chars().last()? {
+        'k' | 'K' => (&s[..s.len() - 1], 1u64 << 10),
+        'm' | 'M' => (&s[..s.len() - 1], 1 << 20),
+        'g' | 'G' => (&s[..s.len() - 1], 1 << 30),
+        't' | 'T' => (&s[..s.len() - 1], 1 << 40),
+        _ => (&s[..], 1),
+    };
+    num.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+struct Ctx<'a> {
+    file: &'a str,
+}
+
+impl Ctx<'_> {
+    fn err(&self, key: &str, problem: impl Into<String>) -> ScenarioError {
+        ScenarioError { file: self.file.to_string(), key: key.to_string(), problem: problem.into() }
+    }
+    fn size(&self, key: &str, v: &Value) -> Result<u64, ScenarioError> {
+        match v {
+            Value::Integer(i) if *i >= 0 => Ok(*i as u64),
+            Value::String(s) => parse_size(s)
+                .ok_or_else(|| self.err(key, format!("`{s}` is not a size (use bytes or a number with K, M, G or T)"))),
+            other => Err(self.err(key, format!("expected a size such as \"4G\", found {}", other.type_str()))),
+        }
+    }
+    fn uint(&self, key: &str, v: &Value) -> Result<u64, ScenarioError> {
+        match v {
+            Value::Integer(i) if *i >= 0 => Ok(*i as u64),
+            other => Err(self.err(key, format!("expected a non-negative integer, found {other}"))),
+        }
+    }
+    fn table<'t>(&self, key: &str, v: &'t Value) -> Result<&'t Table, ScenarioError> {
+        v.as_table().ok_or_else(|| self.err(key, format!("expected a table, found {}", v.type_str())))
+    }
+    fn core_size(&self, key: &str, v: &Value) -> Result<CoreSize, ScenarioError> {
+        if let Value::String(s) = v {
+            if let Some(p) = s.trim().strip_suffix('%') {
+                return match p.trim().parse::<u64>() {
+                    Ok(n) if n <= 100 => Ok(CoreSize::Percent(n)),
+                    _ => Err(self.err(key, format!("`{s}` is not a percentage from 0% to 100%"))),
+                };
+            }
+        }
+        self.size(key, v).map(CoreSize::Bytes)
+    }
+    fn unknown(&self, prefix: &str, t: &Table, known: &[&str]) -> Result<(), ScenarioError> {
+        for k in t.keys() {
+            if !known.contains(&k.as_str()) {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                return Err(self.err(&key, format!("unknown key (known here: {})", known.join(", "))));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Flattens `[sysctl]` into dotted names: `vm.x = 1` and `"vm.x" = 1` both give `vm.x`.
+fn flatten(prefix: &str, t: &Table, out: &mut Vec<(String, Value)>) {
+    for (k, v) in t {
+        let name = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match v {
+            Value::Table(sub) => flatten(&name, sub, out),
+            other => out.push((name, other.clone())),
+        }
+    }
+}
+
+impl Scenario {
+    /// Reads and parses a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: file.clone(),
+            key: String::new(),
+            problem: format!("cannot read the file: {e}"),
+        })?;
+        Scenario::parse(&text, &file)
+    }
+
+    /// The embedded default scenario.
+    pub fn default_scenario() -> Scenario {
+        Scenario::parse(DEFAULT_SCENARIO, "<default scenario>").expect("the embedded default scenario is valid")
+    }
+
+    /// Parses scenario text; `file` names it in errors.
+    pub fn parse(text: &str, file: &str) -> Result<Scenario, ScenarioError> {
+        let cx = Ctx { file };
+        let root: Table = text.parse::<Table>().map_err(|e| {
+            let msg = e.to_string().lines().next().unwrap_or("invalid TOML").to_string();
+            let line = e.span().map(|s| text[..s.start.min(text.len())].lines().count().max(1));
+            ScenarioError {
+                file: file.to_string(),
+                key: String::new(),
+                problem: match line {
+                    Some(l) => format!("line {l}: {msg}"),
+                    None => msg,
+                },
+            }
+        })?;
+        cx.unknown("", &root, &["seed", "slab", "machine", "sysctl", "workload", "duration"])?;
+        let seed = root.get("seed").map(|v| cx.uint("seed", v)).transpose()?.unwrap_or(1);
+        let slab = match root.get("slab") {
+            None => SlabKind::Slub,
+            Some(Value::String(s)) => match s.as_str() {
+                "slub" => SlabKind::Slub,
+                "slab" => SlabKind::Slab,
+                "slob" => SlabKind::Slob,
+                other => return Err(cx.err("slab", format!("`{other}` is not one of slub, slab, slob"))),
+            },
+            Some(v) => return Err(cx.err("slab", format!("expected \"slub\", \"slab\" or \"slob\", found {v}"))),
+        };
+        let machine = match root.get("machine") {
+            None => MachineConfig::default(),
+            Some(v) => parse_machine(&cx, cx.table("machine", v)?)?,
+        };
+        machine.validate().map_err(|e| {
+            // Name the key as the file spelled it: [[machine.node]] or machine.nodes.
+            let uses_node_tables = root.get("machine").and_then(|m| m.get("node")).is_some();
+            let key = if uses_node_tables { e.key.replacen("machine.nodes[", "machine.node[", 1) } else { e.key };
+            cx.err(&key, e.problem)
+        })?;
+        let mut sysctls = Vec::new();
+        if let Some(v) = root.get("sysctl") {
+            let mut flat = Vec::new();
+            flatten("", cx.table("sysctl", v)?, &mut flat);
+            for (name, val) in flat {
+                let key = format!("sysctl.\"{name}\"");
+                if !oxmm::sysctl::NAMES.contains(&name.as_str()) {
+                    return Err(cx.err(&key, "unknown sysctl (see `oxmm sysctl -a` for the known ones)"));
+                }
+                let text = match &val {
+                    Value::Integer(i) => i.to_string(),
+                    Value::String(s) => s.clone(),
+                    Value::Array(a) => a.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(" "),
+                    other => return Err(cx.err(&key, format!("expected a number, found {}", other.type_str()))),
+                };
+                sysctls.push((name, text));
+            }
+        }
+        let mut workloads = Vec::new();
+        if let Some(v) = root.get("workload") {
+            let arr = v.as_array().ok_or_else(|| cx.err("workload", "expected [[workload]] tables"))?;
+            for (i, w) in arr.iter().enumerate() {
+                let key = format!("workload[{i}]");
+                workloads.push(parse_workload(&cx, &key, cx.table(&key, w)?)?);
+            }
+        }
+        Ok(Scenario { source: file.to_string(), machine, seed, slab, sysctls, workloads })
+    }
+}
+
+fn parse_machine(cx: &Ctx, t: &Table) -> Result<MachineConfig, ScenarioError> {
+    cx.unknown(
+        "machine",
+        t,
+        &[
+            "mem",
+            "cpus",
+            "node",
+            "nodes",
+            "distance",
+            "pci_hole",
+            "reserved",
+            "kernel_image",
+            "kernelcore",
+            "movablecore",
+        ],
+    )?;
+    let mut m = MachineConfig::default();
+    let node_list = match (t.get("node"), t.get("nodes")) {
+        (Some(_), Some(_)) => {
+            return Err(cx.err("machine.node", "give either [[machine.node]] or machine.nodes, not both"))
+        }
+        (Some(v), None) => Some(("machine.node", v)),
+        (None, Some(v)) => Some(("machine.nodes", v)),
+        (None, None) => None,
+    };
+    match node_list {
+        Some((name, v)) => {
+            if t.contains_key("mem") {
+                return Err(cx.err("machine.mem", format!("give the memory per node in {name}, not both")));
+            }
+            let arr = v.as_array().ok_or_else(|| cx.err(name, "expected an array of node tables"))?;
+            let default_cpus = t.get("cpus").map(|v| cx.uint("machine.cpus", v)).transpose()?;
+            let mut nodes = Vec::new();
+            for (i, n) in arr.iter().enumerate() {
+                let key = format!("{name}[{i}]");
+                let nt = cx.table(&key, n)?;
+                cx.unknown(&key, nt, &["mem", "cpus"])?;
+                let mem =
+                    cx.size(&format!("{key}.mem"), nt.get("mem").ok_or_else(|| cx.err(&key, "missing `mem`"))?)?;
+                let cpus = match nt.get("cpus") {
+                    Some(v) => cx.uint(&format!("{key}.cpus"), v)? as usize,
+                    None => default_cpus.map(|c| c as usize / arr.len().max(1)).unwrap_or(1),
+                };
+                nodes.push(NodeConfig { mem, cpus });
+            }
+            m.nodes = nodes;
+        }
+        None => {
+            let mem = t.get("mem").map(|v| cx.size("machine.mem", v)).transpose()?.unwrap_or(m.nodes[0].mem);
+            let cpus = t.get("cpus").map(|v| cx.uint("machine.cpus", v)).transpose()?.unwrap_or(2) as usize;
+            m.nodes = vec![NodeConfig { mem, cpus }];
+        }
+    }
+    if let Some(v) = t.get("distance") {
+        let rows = v.as_array().ok_or_else(|| cx.err("machine.distance", "expected a table of rows"))?;
+        let mut d = Vec::new();
+        for (a, r) in rows.iter().enumerate() {
+            let key = format!("machine.distance[{a}]");
+            let cols = r.as_array().ok_or_else(|| cx.err(&key, "expected a row of numbers"))?;
+            let mut row = Vec::new();
+            for (b, x) in cols.iter().enumerate() {
+                let x = cx.uint(&format!("machine.distance[{a}][{b}]"), x)?;
+                if x > 254 {
+                    return Err(cx.err(&format!("machine.distance[{a}][{b}]"), "distances go up to 254"));
+                }
+                row.push(x as u8);
+            }
+            d.push(row);
+        }
+        m.distance = Some(d);
+    }
+    if let Some(v) = t.get("pci_hole") {
+        m.pci_hole = v.as_bool().ok_or_else(|| cx.err("machine.pci_hole", "expected true or false"))?;
+    }
+    if let Some(v) = t.get("reserved") {
+        let arr = v.as_array().ok_or_else(|| cx.err("machine.reserved", "expected an array of {start, size}"))?;
+        for (i, r) in arr.iter().enumerate() {
+            let key = format!("machine.reserved[{i}]");
+            let rt = cx.table(&key, r)?;
+            cx.unknown(&key, rt, &["start", "size"])?;
+            let start =
+                cx.size(&format!("{key}.start"), rt.get("start").ok_or_else(|| cx.err(&key, "missing `start`"))?)?;
+            let size =
+                cx.size(&format!("{key}.size"), rt.get("size").ok_or_else(|| cx.err(&key, "missing `size`"))?)?;
+            m.reserved.push((start, size));
+        }
+    }
+    if let Some(v) = t.get("kernel_image") {
+        m.kernel_image = cx.size("machine.kernel_image", v)?;
+    }
+    if let Some(v) = t.get("kernelcore") {
+        m.kernelcore = Some(cx.core_size("machine.kernelcore", v)?);
+    }
+    if let Some(v) = t.get("movablecore") {
+        m.movablecore = Some(cx.core_size("machine.movablecore", v)?);
+    }
+    Ok(m)
+}
+
+fn parse_workload(cx: &Ctx, key: &str, t: &Table) -> Result<Workload, ScenarioError> {
+    let kind = t
+        .get("kind")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| cx.err(&format!("{key}.kind"), "missing `kind` (known: page_churn)"))?;
+    match kind {
+        "page_churn" => {
+            cx.unknown(key, t, &["kind", "ops", "max_live", "max_order", "cpu"])?;
+            let mut w = PageChurn::default();
+            if let Some(v) = t.get("ops") {
+                w.ops = cx.uint(&format!("{key}.ops"), v)?;
+            }
+            if let Some(v) = t.get("max_live") {
+                w.max_live_bytes = cx.size(&format!("{key}.max_live"), v)?;
+            }
+            if let Some(v) = t.get("max_order") {
+                let o = cx.uint(&format!("{key}.max_order"), v)?;
+                if o > oxmm::types::MAX_PAGE_ORDER as u64 {
+                    return Err(cx.err(&format!("{key}.max_order"), "orders go from 0 to 10"));
+                }
+                w.max_order = o as u32;
+            }
+            Ok(Workload::PageChurn(w))
+        }
+        other => Err(cx.err(&format!("{key}.kind"), format!("`{other}` is not a workload kind (known: page_churn)"))),
+    }
+}
