@@ -363,11 +363,12 @@ mod tests {
         assert_eq!(a, PhysAddr(0x3ff000));
         let b = mb.alloc_range_nid(0x200000, 0x200000, 0, u64::MAX, 1).unwrap();
         assert_eq!(b, PhysAddr(0x600000));
-        // A node without room falls back to another node.
-        let c = mb.alloc_range_nid(0x300000, 0x1000, 0, u64::MAX, 0).unwrap();
+        // Node 0 has [0x1000, 0x3ff000) free (page 0 is never handed out):
+        // a request one page larger falls back to node 1.
+        let c = mb.alloc_range_nid(0x3ff000, 0x1000, 0, u64::MAX, 0).unwrap();
         assert!(c.0 >= 0x400000);
         assert!(mb.alloc(0x10_0000_0000, 0x1000).is_err());
-        assert_eq!(mb.reserved.regions().iter().map(|r| r.size).sum::<u64>(), 0x1000 + 0x200000 + 0x300000);
+        assert_eq!(mb.reserved.regions().iter().map(|r| r.size).sum::<u64>(), 0x1000 + 0x200000 + 0x3ff000);
     }
 
     #[test]
