@@ -145,11 +145,7 @@ fn run(scenario: Option<PathBuf>, seed: Option<u64>, procs: Vec<String>, quiet: 
                 st.peak_live_bytes >> 20
             );
         }
-        s += &format!(
-            "  time       {:.3} ms simulated, {:.3} s host\n",
-            m.now_ns() as f64 / 1e6,
-            host.as_secs_f64()
-        );
+        s += &format!("  time       {:.3} ms simulated, {:.3} s host\n", m.now_ns() as f64 / 1e6, host.as_secs_f64());
         w(&mut out, s)?;
     }
     let list: Vec<String> = if procs.is_empty() && !quiet { vec!["meminfo".into()] } else { procs };
@@ -170,7 +166,9 @@ fn sysctl(all: bool, name: Option<String>) -> Result<(), String> {
     let k = &m.kernel;
     match (all, name) {
         (_, Some(n)) => {
-            let v = k.sysctl_get(&n).ok_or_else(|| format!("sysctl: cannot stat /proc/sys/{}: No such file or directory", n.replace('.', "/")))?;
+            let v = k.sysctl_get(&n).ok_or_else(|| {
+                format!("sysctl: cannot stat /proc/sys/{}: No such file or directory", n.replace('.', "/"))
+            })?;
             println!("{n} = {v}");
         }
         (true, None) => print!("{}", k.sysctl_all()),

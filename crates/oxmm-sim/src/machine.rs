@@ -113,8 +113,11 @@ impl Machine {
         let t0 = Instant::now();
         let ram = HostRam::new(config.phys_size()).map_err(SimError::HostRam)?;
         let mem = Arc::new(ram.into_phys());
-        let hal =
-            Arc::new(SimHal { cpu: Arc::new(AtomicUsize::new(0)), nr_cpus: config.nr_cpus(), clock_ns: AtomicU64::new(0) });
+        let hal = Arc::new(SimHal {
+            cpu: Arc::new(AtomicUsize::new(0)),
+            nr_cpus: config.nr_cpus(),
+            clock_ns: AtomicU64::new(0),
+        });
         let kernel = mm_init::boot(&config.boot_params(), mem, hal.clone()).map_err(SimError::Boot)?;
         Ok(Machine {
             config: config.clone(),

@@ -404,7 +404,8 @@ impl Kernel {
         self.free_one_page_fpi(pfn, order, false);
     }
 
-    /// [`Kernel::free_one_page`] with `FPI_TO_TAIL` when `to_tail`.
+    /// [`Kernel::free_one_page`] with `FPI_TO_TAIL` when `to_tail`. Counts
+    /// `pgfree`, as the pcp path does for the blocks it takes.
     pub(crate) fn free_one_page_fpi(&self, pfn: Pfn, order: u32, to_tail: bool) {
         let zone = self.page_zone(pfn);
         let mut fa = zone.free.lock();
@@ -416,6 +417,8 @@ impl Kernel {
             self.free_one_page_locked(zone, &mut fa, Pfn(p), piece, mt, to_tail);
             p += 1 << piece;
         }
+        drop(fa);
+        self.events().count(crate::vmstat::VmEvent::Pgfree, 1 << order);
     }
 
     /// Takes a block for orders the pcp lists do not cache (`rmqueue_buddy`).
@@ -438,6 +441,10 @@ impl Kernel {
     /// After a high-order atomic allocation, reserves its pageblock for
     /// future ones, up to 1% of the zone (`reserve_highatomic_pageblock`).
     pub(crate) fn reserve_highatomic_pageblock(&self, pfn: Pfn, order: u32, zone: &Zone) {
+        // A zone whose 1% is less than a pageblock reserves nothing.
+        if zone.managed() / 100 < PAGEBLOCK_NR_PAGES {
+            return;
+        }
         let max_managed = (zone.managed() / 100).next_multiple_of(PAGEBLOCK_NR_PAGES);
         if zone.nr_reserved_highatomic.load(Relaxed) >= max_managed {
             return;

@@ -354,7 +354,8 @@ impl Kernel {
         af |= gfp.0 & (Gfp::HIGH.0 | Gfp::KSWAPD_RECLAIM.0);
         if !gfp.allows_blocking() && !gfp.contains(Gfp::NOMEMALLOC) {
             af |= alloc_flags::NON_BLOCK;
-            if order > 0 {
+            // Only __GFP_HIGH requests (GFP_ATOMIC) reserve and use highatomic blocks.
+            if order > 0 && af & alloc_flags::MIN_RESERVE != 0 {
                 af |= alloc_flags::HIGHATOMIC;
             }
         }
@@ -365,7 +366,9 @@ impl Kernel {
             return Some(p);
         }
         if gfp.contains(Gfp::MEMALLOC) && !gfp.contains(Gfp::NOMEMALLOC) {
-            let af = (af & !alloc_flags::WMARK_MASK) | alloc_flags::NO_WATERMARKS;
+            // The reserve flags replace the others; only CMA and kswapd carry
+            // over, so these requests neither use nor make highatomic blocks.
+            let af = alloc_flags::NO_WATERMARKS | (af & (alloc_flags::CMA | alloc_flags::KSWAPD));
             if let Some(p) = self.get_page_from_freelist(gfp, order, af, ac) {
                 return Some(p);
             }
@@ -438,14 +441,13 @@ impl Kernel {
     }
 
     /// Takes a block from a zone: from the pcp lists for small orders and
-    /// the pageblock order, else from the buddy lists (`rmqueue`).
+    /// the pageblock order, else (or when the pcp refill finds nothing, so
+    /// atomic requests still reach the highatomic reserve) from the buddy
+    /// lists (`rmqueue`).
     #[inline]
     fn rmqueue(&self, preferred: &Zone, zone: &Zone, order: u32, af: u32, mt: MigrateType) -> Option<Pfn> {
-        let pfn = if pcp::pcp_allowed_order(order) {
-            self.rmqueue_pcplist(zone, order, mt, af)
-        } else {
-            self.rmqueue_buddy(zone, order, af, mt)
-        }?;
+        let from_pcp = if pcp::pcp_allowed_order(order) { self.rmqueue_pcplist(zone, order, mt, af) } else { None };
+        let pfn = from_pcp.or_else(|| self.rmqueue_buddy(zone, order, af, mt))?;
         let cpu = self.hal.current_cpu();
         self.cpu_events[cpu].count_zone(VmEvent::PgallocDma, zone.kind as usize, 1 << order);
         self.zone_statistics(cpu, preferred, zone, 1);

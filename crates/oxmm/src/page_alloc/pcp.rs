@@ -30,6 +30,14 @@ pub const NR_PCP_LISTS: usize = NR_LOWORDER_PCP_LISTS + 2;
 /// (`CONFIG_PCP_BATCH_SCALE_MAX`).
 pub const PCP_BATCH_SCALE_MAX: u32 = 5;
 
+/// C's `clamp(v, lo, hi)`, `min(max(v, lo), hi)`: the upper bound wins
+/// when the bounds cross (a low watermark above an eighth of the zone puts
+/// `high_min` above `high_max`), where `u32::clamp` would panic.
+#[inline]
+fn clamp_c(v: u32, lo: u32, hi: u32) -> u32 {
+    v.max(lo).min(hi)
+}
+
 /// Does the pcp cache this order (`pcp_allowed_order`)?
 #[inline]
 pub fn pcp_allowed_order(order: u32) -> bool {
@@ -93,8 +101,10 @@ impl PerCpuPages {
     }
 
     /// The high mark for a free, adapting `self.high` (`nr_pcp_high`).
+    /// Under reclaim the list is cut to a few batches; in a zone below its
+    /// high watermark it may still grow to `high_min` while `high` decays.
     fn nr_pcp_high(&mut self, zone: &Zone, batch: u32, free_high: bool) -> u32 {
-        let high = self.high.clamp(self.high_min, self.high_max);
+        let high = clamp_c(self.high, self.high_min, self.high_max);
         self.high = high;
         if high == 0 {
             return 0;
@@ -103,7 +113,7 @@ impl PerCpuPages {
             self.high = high.saturating_sub(batch << PCP_BATCH_SCALE_MAX).max(self.high_min);
             return 0;
         }
-        if zone.test_flag(zone_flags::BELOW_HIGH) {
+        if zone.test_flag(zone_flags::RECLAIM_ACTIVE) {
             let free_count = self.free_count.max(batch);
             self.high = high.saturating_sub(free_count).max(self.high_min);
             return (batch << 2).min(self.high);
@@ -111,14 +121,15 @@ impl PerCpuPages {
         if self.high_min == self.high_max {
             return high;
         }
-        if zone.test_flag(zone_flags::RECLAIM_ACTIVE) {
-            self.high = high.saturating_sub(self.free_count).max(self.high_min);
+        if zone.test_flag(zone_flags::BELOW_HIGH) {
+            let free_count = self.free_count.max(batch);
+            self.high = high.saturating_sub(free_count).max(self.high_min);
             return self.count.max(self.high_min);
         }
         if self.count >= high {
             let need = self.free_count + batch;
             if self.high < need {
-                self.high = need.clamp(self.high_min, self.high_max);
+                self.high = clamp_c(need, self.high_min, self.high_max);
             }
         }
         high
@@ -132,13 +143,13 @@ impl PerCpuPages {
         if high < batch {
             return 1;
         }
-        self.free_count.clamp(batch, high - batch)
+        clamp_c(self.free_count, batch, high - batch)
     }
 
     /// How many blocks a refill takes (`nr_pcp_alloc`).
     fn nr_pcp_alloc(&mut self, zone: &Zone, order: u32) -> u32 {
         let base = self.batch;
-        let mut high = self.high.clamp(self.high_min, self.high_max);
+        let mut high = clamp_c(self.high, self.high_min, self.high_max);
         self.high = high;
         if high < base {
             return 1;
@@ -250,12 +261,14 @@ impl Kernel {
     }
 
     /// Returns `count` pages from the pcp list tails to the buddy lists,
-    /// round-robin over the lists starting after `pindex` (`free_pcppages_bulk`).
-    pub(crate) fn free_pcppages_bulk(&self, zone: &Zone, count: u32, pcp: &mut PerCpuPages, mut pindex: usize) {
+    /// round-robin over the lists starting with `pindex` (`free_pcppages_bulk`).
+    pub(crate) fn free_pcppages_bulk(&self, zone: &Zone, count: u32, pcp: &mut PerCpuPages, pindex: usize) {
         let mut count = count.min(pcp.count) as i64;
         if count <= 0 {
             return;
         }
+        // One step back, so the first step of the round lands on `pindex`.
+        let mut pindex = if pindex == 0 { NR_PCP_LISTS - 1 } else { pindex - 1 };
         let mut fa = zone.free.lock();
         while count > 0 {
             loop {
@@ -280,7 +293,7 @@ impl Kernel {
     pub fn drain_pages_zone(&self, cpu: usize, zone: &Zone) {
         let mut pcp = zone.per_cpu[cpu].pcp.lock();
         let n = pcp.count;
-        self.free_pcppages_bulk(zone, n, &mut pcp, NR_PCP_LISTS - 1);
+        self.free_pcppages_bulk(zone, n, &mut pcp, 0);
     }
 
     /// Empties every CPU's lists in every zone (`drain_all_pages(NULL)`).
