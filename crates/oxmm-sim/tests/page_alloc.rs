@@ -69,7 +69,7 @@ fn reserve(z: &Zone, highest: ZoneType) -> u64 {
 }
 
 fn pcp_count(z: &Zone, cpu: usize) -> u32 {
-    z.per_cpu[cpu].pcp.lock().count
+    z.per_cpu[cpu].pcp.get().count
 }
 
 /// The min watermark as `__zone_watermark_ok` lowers it for the reserve flags.
@@ -533,16 +533,20 @@ fn debug_vm_reports_corruption() {
     // A page inside a free block also on a pcp list (a double free).
     let inside = pfn.add(1);
     {
-        let mut pcp = z.per_cpu[0].pcp.lock();
+        let pcp = &z.per_cpu[0].pcp;
         pcp.lists[0].push_front(&k.memmap, inside);
-        pcp.count += 1;
+        let mut v = pcp.get();
+        v.count += 1;
+        pcp.set(&v);
     }
     let e = debug_vm::check_all(k).unwrap_err();
     assert!(e.contains(&format!("pfn {:#x}: block of order 0 on cpu 0's pcp list overlaps", inside.0)), "{e}");
     {
-        let mut pcp = z.per_cpu[0].pcp.lock();
+        let pcp = &z.per_cpu[0].pcp;
         pcp.lists[0].remove(&k.memmap, inside);
-        pcp.count -= 1;
+        let mut v = pcp.get();
+        v.count -= 1;
+        pcp.set(&v);
     }
     check(k);
 }
@@ -620,7 +624,7 @@ fn pcp_bulk_free_starts_with_the_list_just_freed_to() {
         last = c;
     }
     assert!(bulk, "no batch was freed");
-    assert_eq!(z.per_cpu[0].pcp.lock().lists[ui].first(), Some(u), "the unmovable page was drained first");
+    assert_eq!(z.per_cpu[0].pcp.lists[ui].first(), Some(u), "the unmovable page was drained first");
     check(k);
 }
 

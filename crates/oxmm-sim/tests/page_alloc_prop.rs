@@ -172,7 +172,7 @@ impl World {
             live[zone_index(p.nid(), p.zonenum() as usize)] += 1 << b.order;
         }
         for (i, z) in k.zones().enumerate() {
-            let pcp: u64 = z.per_cpu.iter().map(|c| c.pcp.lock().count as u64).sum();
+            let pcp: u64 = z.per_cpu.iter().map(|c| c.pcp.get().count as u64).sum();
             let free = z.page_state(ZoneStat::NrFreePages);
             prop_assert_eq!(
                 free + pcp + live[i],

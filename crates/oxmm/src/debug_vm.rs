@@ -170,13 +170,13 @@ fn walk_list(mm: &Memmap, list: &PageList, limit: u64, what: &str, r: &mut Repor
 }
 
 /// Checks every invariant listed in the module doc for one zone, under its
-/// per-cpu locks and zone lock (so the caller must hold neither). `Err`
+/// zone lock (so the caller must not hold it), with the machine quiescent
+/// (the pcp lists belong to their CPUs and are read as they stand). `Err`
 /// holds one line per violation, at most 16 and a count of the rest.
 pub fn check_zone(k: &Kernel, zone: &Zone) -> Result<(), String> {
     let mm = &k.memmap;
     let mut r = Report::new(zone);
-    // Lock order: every pcp lock of the zone, then the zone lock.
-    let pcps: Vec<_> = zone.per_cpu.iter().map(|c| c.pcp.lock()).collect();
+    let pcps: Vec<_> = zone.per_cpu.iter().map(|c| &c.pcp).collect();
     let fa = zone.free.lock();
     let limit = zone.spanned_pages;
     let mut blocks: Vec<Block> = Vec::new();
@@ -199,6 +199,16 @@ pub fn check_zone(k: &Kernel, zone: &Zone) -> Result<(), String> {
             for pfn in pfns {
                 check_free_block(k, zone, pfn, order, mt, &what, &mut r);
                 blocks.push(Block { pfn, order, src: Source::Free(mt) });
+            }
+        }
+        for mt in MigrateType::ALL {
+            let bit = fa.nonempty[mt as usize] & (1 << order) != 0;
+            if bit == area.lists[mt as usize].is_empty() {
+                r.zone(format_args!(
+                    "order {order} {}: the non-empty mask says {bit} but the list is {}",
+                    mt.name(),
+                    if area.lists[mt as usize].is_empty() { "empty" } else { "not empty" }
+                ));
             }
         }
         if listed != area.nr_free {
@@ -251,8 +261,9 @@ pub fn check_zone(k: &Kernel, zone: &Zone) -> Result<(), String> {
                 blocks.push(Block { pfn, order, src: Source::Pcp(cpu) });
             }
         }
-        if pcp.count as u64 != pages {
-            r.zone(format_args!("cpu {cpu}: pcp count is {} but its lists hold {pages} pages", pcp.count));
+        let count = pcp.get().count;
+        if count as u64 != pages {
+            r.zone(format_args!("cpu {cpu}: pcp count is {count} but its lists hold {pages} pages"));
         }
     }
 

@@ -171,7 +171,7 @@ impl Kernel {
     }
     /// Pages sitting on per-cpu lists of all zones.
     pub fn pcp_pages(&self) -> u64 {
-        self.zones().flat_map(|z| z.per_cpu.iter()).map(|c| c.pcp.lock().count as u64).sum()
+        self.zones().flat_map(|z| z.per_cpu.iter()).map(|c| c.pcp.get().count as u64).sum()
     }
     /// Reserve total (`totalreserve_pages`).
     pub fn totalreserve(&self) -> u64 {

@@ -244,6 +244,7 @@ pub fn boot(params: &BootParams, mem: Arc<PhysMem>, hal: Arc<dyn Hal>) -> Result
                 node_present_pages: zones.iter().map(|z| z.present_pages).sum(),
                 zones,
                 zonelists: [Vec::new(), Vec::new()],
+                zonelist_start: [[None; MAX_NR_ZONES]; 2],
                 stat: NodeStats::default(),
                 cpus: (0..nr_cpus).filter(|&c| params.cpu_to_node[c] == nid).collect(),
                 totalreserve_pages: Default::default(),
@@ -447,6 +448,24 @@ fn build_all_zonelists(k: &mut Kernel) {
         let fallback: Vec<ZoneRef> = order.iter().flat_map(|&m| refs(m)).collect();
         let nofallback: Vec<ZoneRef> = refs(local);
         k.nodes[local].zonelists = [fallback, nofallback];
+    }
+    // The walk's start for each highest zone (first_zones_zonelist), and
+    // ALLOC_NOFRAGMENT when that zone is Normal over a populated DMA32
+    // (alloc_flags_nofragment), computed once instead of per allocation.
+    for local in 0..n {
+        let mut starts = [[None; MAX_NR_ZONES]; 2];
+        for (kind, row) in starts.iter_mut().enumerate() {
+            let zl = &k.nodes[local].zonelists[kind];
+            for (highest, slot) in row.iter_mut().enumerate() {
+                *slot = zl.iter().position(|z| z.zone as usize <= highest).map(|i| {
+                    let z = zl[i];
+                    let nofrag = z.zone as usize == ZoneType::Normal as usize
+                        && k.nodes[z.nid as usize].zones[ZoneType::Dma32 as usize].populated();
+                    (i as u16, nofrag)
+                });
+            }
+        }
+        k.nodes[local].zonelist_start = starts;
     }
 }
 

@@ -232,8 +232,14 @@ impl Page {
 /// offset.
 pub struct Memmap {
     mem: alloc::sync::Arc<crate::hal::PhysMem>,
-    /// Host address of each section's first `Page`, or 0 for an absent section.
+    /// Host address of each section's first `Page`; absent sections point
+    /// at `absent`, so a lookup needs no check (as `pfn_to_page` on Linux).
     sections: alloc::boxed::Box<[usize]>,
+    /// Whether each section is present.
+    present: alloc::boxed::Box<[bool]>,
+    /// Descriptors that stand in for absent sections: all zero, never
+    /// handed out by any allocator; `pfn_valid` tells them apart.
+    absent: alloc::boxed::Box<[Page]>,
     /// Host address of each section's pageblock bytes (one per pageblock).
     usemaps: alloc::boxed::Box<[usize]>,
     max_pfn: u64,
@@ -250,9 +256,13 @@ impl Memmap {
     /// A memmap for frames `[0, max_pfn)` with no section present yet.
     pub fn new(mem: alloc::sync::Arc<crate::hal::PhysMem>, max_pfn: u64) -> Memmap {
         let n = max_pfn.div_ceil(PAGES_PER_SECTION) as usize;
+        let absent: alloc::boxed::Box<[Page]> = (0..PAGES_PER_SECTION).map(|_| Page::default()).collect();
+        let absent_addr = absent.as_ptr() as usize;
         Memmap {
             mem,
-            sections: alloc::vec![0; n].into_boxed_slice(),
+            sections: alloc::vec![absent_addr; n].into_boxed_slice(),
+            present: alloc::vec![false; n].into_boxed_slice(),
+            absent,
             usemaps: alloc::vec![0; n].into_boxed_slice(),
             max_pfn,
         }
@@ -267,6 +277,7 @@ impl Memmap {
         let pages: &[Page] = self.mem.view(map, PAGES_PER_SECTION as usize);
         let blocks: &[AtomicU8] = self.mem.view(usemap, PAGEBLOCKS_PER_SECTION as usize);
         self.sections[nr] = pages.as_ptr() as usize;
+        self.present[nr] = true;
         self.usemaps[nr] = blocks.as_ptr() as usize;
     }
 
@@ -279,26 +290,27 @@ impl Memmap {
     /// True when the frame has a descriptor (`pfn_valid`).
     #[inline]
     pub fn pfn_valid(&self, pfn: Pfn) -> bool {
-        pfn.0 < self.max_pfn && self.sections[(pfn.0 >> SECTION_SHIFT) as usize] != 0
+        pfn.0 < self.max_pfn && self.present[(pfn.0 >> SECTION_SHIFT) as usize]
     }
 
     /// True when section `nr` is present.
     pub fn section_present(&self, nr: usize) -> bool {
-        self.sections.get(nr).is_some_and(|&s| s != 0)
+        self.present.get(nr).copied().unwrap_or(false)
     }
 
-    /// The descriptor of a frame (`pfn_to_page`).
-    ///
-    /// # Panics
-    /// If the frame has no descriptor (see [`Memmap::pfn_valid`]).
+    /// The descriptor of a frame (`pfn_to_page`). A frame outside RAM gets
+    /// an all-zero stand-in, as Linux's lookup is unchecked; callers that
+    /// may see such frames test [`Memmap::pfn_valid`] first.
     #[inline]
     pub fn page(&self, pfn: Pfn) -> &Page {
-        let base = self.sections[(pfn.0 >> SECTION_SHIFT) as usize];
-        assert!(base != 0, "pfn {:#x} has no memmap", pfn.0);
+        debug_assert!(self.pfn_valid(pfn), "pfn {:#x} has no memmap", pfn.0);
+        let base =
+            self.sections.get((pfn.0 >> SECTION_SHIFT) as usize).copied().unwrap_or(self.absent.as_ptr() as usize);
         let off = (pfn.0 & (PAGES_PER_SECTION - 1)) as usize;
-        // SAFETY: `base` came from a `PhysMem::view` of PAGES_PER_SECTION
-        // pages (add_section), `off` is below that count, and `self.mem`
-        // keeps the mapping alive as long as `self`.
+        // SAFETY: `base` is either a section's array from a `PhysMem::view`
+        // of PAGES_PER_SECTION pages (add_section; `self.mem` keeps the
+        // mapping alive as long as `self`) or `self.absent`, also
+        // PAGES_PER_SECTION long; `off` is below that count.
         unsafe { &*(base as *const Page).add(off) }
     }
 

@@ -84,6 +84,7 @@ impl Kernel {
             area.lists[mt as usize].push_front(&self.memmap, pfn);
         }
         area.nr_free += 1;
+        fa.nonempty[mt as usize] |= 1 << order;
         if order >= PAGEBLOCK_ORDER && mt != MigrateType::Isolate {
             zone.stat.add(ZoneStat::NrFreePagesBlocks as usize, 1 << order);
         }
@@ -95,6 +96,9 @@ impl Kernel {
         let area = &mut fa.area[order as usize];
         area.lists[mt as usize].remove(&self.memmap, pfn);
         area.nr_free -= 1;
+        if area.lists[mt as usize].is_empty() {
+            fa.nonempty[mt as usize] &= !(1 << order);
+        }
         let page = self.memmap.page(pfn);
         page.clear_nonatomic(pg::BUDDY);
         page.private.store(0, Relaxed);
@@ -129,13 +133,14 @@ impl Kernel {
     /// The smallest block of exactly this type (`__rmqueue_smallest`).
     #[inline]
     pub(crate) fn rmqueue_smallest(&self, zone: &Zone, fa: &mut ZoneFree, order: u32, mt: MigrateType) -> Option<Pfn> {
-        for cur in order..NR_PAGE_ORDERS as u32 {
-            if let Some(pfn) = fa.area[cur as usize].lists[mt as usize].first() {
-                self.page_del_and_expand(zone, fa, pfn, order, cur, mt);
-                return Some(pfn);
-            }
+        let above = u32::from(fa.nonempty[mt as usize]) >> order;
+        if above == 0 {
+            return None;
         }
-        None
+        let cur = order + above.trailing_zeros();
+        let pfn = fa.area[cur as usize].lists[mt as usize].first()?;
+        self.page_del_and_expand(zone, fa, pfn, order, cur, mt);
+        Some(pfn)
     }
 
     /// A block from CMA areas (`__rmqueue_cma_fallback`).

@@ -7,7 +7,7 @@
 //!   zonelists (all nodes by distance; this node only, for `__GFP_THISNODE`);
 //! - a [`Zone`] keeps its free blocks in [`FreeArea`]s, one per order, each
 //!   with a list per [`MigrateType`], under `zone->lock` ([`Zone::free`]);
-//! - each CPU has a [`PerCpuPages`] per zone caching orders 0..=3 and the
+//! - each CPU has a [`Pcp`] per zone caching orders 0..=3 and the
 //!   pageblock order, under its own lock, refilled and drained in batches.
 //!
 //! Submodules: [`buddy`] (splitting, merging, fallback and stealing),
@@ -36,7 +36,7 @@ use crate::page::pg;
 use crate::types::{Pfn, MAX_PAGE_ORDER, NR_PAGE_ORDERS};
 use crate::vmstat::{NodeStats, NumaStat, VmEvent, ZoneStat, ZoneStats};
 pub use list::PageList;
-pub use pcp::PerCpuPages;
+pub use pcp::{Pcp, PerCpuPages};
 
 /// Orders above this are "costly": no pcp caching, fewer retries
 /// (`PAGE_ALLOC_COSTLY_ORDER`).
@@ -86,7 +86,7 @@ pub mod zone_flags {
 }
 
 /// One order's free blocks: a list per migratetype and their total count.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Debug, Default)]
 pub struct FreeArea {
     /// Free blocks of this order, by migratetype.
     pub lists: [PageList; MIGRATE_TYPES],
@@ -99,13 +99,17 @@ pub struct FreeArea {
 pub struct ZoneFree {
     /// Free areas, by order.
     pub area: [FreeArea; NR_PAGE_ORDERS],
+    /// Per migratetype, bit `o` set when that type's order-`o` list is not
+    /// empty: the smallest usable order is one `trailing_zeros` away
+    /// instead of a walk over empty lists.
+    pub nonempty: [u16; MIGRATE_TYPES],
 }
 
 /// One CPU's view of a zone: its page cache and its NUMA event counts.
 #[repr(align(64))]
 pub struct ZonePerCpu {
-    /// The per-cpu page lists (`zone->per_cpu_pageset`), under `pcp->lock`.
-    pub pcp: spin::Mutex<PerCpuPages>,
+    /// The per-cpu pageset (`zone->per_cpu_pageset`), owned by the CPU.
+    pub pcp: Pcp,
     /// NUMA events counted by this CPU (`zone->per_cpu_zonestats`).
     pub numa: [AtomicU64; NumaStat::COUNT],
 }
@@ -168,9 +172,7 @@ impl Zone {
             nr_free_highatomic: AtomicU64::new(0),
             free: spin::Mutex::new(ZoneFree::default()),
             stat: ZoneStats::default(),
-            per_cpu: (0..nr_cpus)
-                .map(|_| ZonePerCpu { pcp: spin::Mutex::new(PerCpuPages::boot()), numa: Default::default() })
-                .collect(),
+            per_cpu: (0..nr_cpus).map(|_| ZonePerCpu { pcp: Pcp::default(), numa: Default::default() }).collect(),
             pageset: Default::default(),
             flags: AtomicU64::new(0),
             stat_threshold: AtomicU32::new(0),
@@ -249,6 +251,10 @@ pub struct Node {
     pub zones: [Zone; MAX_NR_ZONES],
     /// Zonelists, indexed by [`ZonelistKind`]: populated zones, highest first per node.
     pub zonelists: [Vec<ZoneRef>; 2],
+    /// Per zonelist and highest usable zone: where the walk starts (the
+    /// preferred zone, `first_zones_zonelist`) and whether that zone asks
+    /// for ALLOC_NOFRAGMENT; `None` when no zone qualifies.
+    pub zonelist_start: [[Option<(u16, bool)>; MAX_NR_ZONES]; 2],
     /// Node state counters.
     pub stat: NodeStats,
     /// CPUs on this node.
@@ -270,13 +276,15 @@ pub struct AllocContext {
     pub migratetype: MigrateType,
     /// Optional node mask (bit per node); `None` allows all.
     pub nodemask: Option<u64>,
+    /// The running CPU.
+    pub cpu: usize,
 }
 
 impl Kernel {
     /// The node of the running CPU (`numa_node_id`).
     #[inline]
     pub fn numa_node_id(&self) -> usize {
-        self.cpu_to_node[self.hal.current_cpu()]
+        self.cpu_to_node[self.this_cpu()]
     }
 
     /// The zone a page belongs to (`page_zone`).
@@ -291,7 +299,8 @@ impl Kernel {
     /// watermarks `gfp` allows.
     #[inline]
     pub fn alloc_pages(&self, gfp: Gfp, order: u32) -> Option<Pfn> {
-        self.alloc_pages_noprof(gfp, order, self.numa_node_id(), None)
+        let cpu = self.this_cpu();
+        self.alloc_pages_cpu(cpu, gfp, order, self.cpu_to_node[cpu], None)
     }
 
     /// Allocates on a preferred node (`alloc_pages_node`).
@@ -303,6 +312,18 @@ impl Kernel {
     /// The allocator's entry point (`__alloc_pages`): fast path at the low
     /// watermark, then the slow path.
     pub fn alloc_pages_noprof(&self, gfp: Gfp, order: u32, preferred_nid: usize, nodemask: Option<u64>) -> Option<Pfn> {
+        self.alloc_pages_cpu(self.this_cpu(), gfp, order, preferred_nid, nodemask)
+    }
+
+    #[inline]
+    fn alloc_pages_cpu(
+        &self,
+        cpu: usize,
+        gfp: Gfp,
+        order: u32,
+        preferred_nid: usize,
+        nodemask: Option<u64>,
+    ) -> Option<Pfn> {
         if order > MAX_PAGE_ORDER {
             if !gfp.contains(Gfp::NOWARN) {
                 self.log.warn(format_args!("page allocation order {order} > MAX_PAGE_ORDER, gfp {gfp:?}"));
@@ -316,6 +337,7 @@ impl Kernel {
             highest_zoneidx: gfp.zone() as usize,
             migratetype: gfp.migratetype(),
             nodemask,
+            cpu,
         };
         // The fast path: low watermark, no reserves (prepare_alloc_pages + get_page_from_freelist).
         let mut af = alloc_flags::WMARK_LOW;
@@ -331,16 +353,10 @@ impl Kernel {
 
     /// ALLOC_NOFRAGMENT when the preferred zone is Normal and a lower zone
     /// exists, and ALLOC_KSWAPD from the gfp (`alloc_flags_nofragment`).
+    #[inline]
     fn alloc_flags_nofragment(&self, ac: &AllocContext, gfp: Gfp) -> u32 {
         let mut af = if gfp.contains(Gfp::KSWAPD_RECLAIM) { alloc_flags::KSWAPD } else { 0 };
-        let node = &self.nodes[ac.preferred_nid];
-        let Some(first) = node.zonelists[ac.zonelist as usize].iter().find(|z| z.zone as usize <= ac.highest_zoneidx)
-        else {
-            return af;
-        };
-        if first.zone as usize == ZoneType::Normal as usize
-            && self.nodes[first.nid as usize].zones[ZoneType::Dma32 as usize].populated()
-        {
+        if let Some((_, true)) = self.nodes[ac.preferred_nid].zonelist_start[ac.zonelist as usize][ac.highest_zoneidx] {
             af |= alloc_flags::NOFRAGMENT;
         }
         af
@@ -385,11 +401,12 @@ impl Kernel {
     /// Walks the zonelist and takes the first zone whose watermark allows
     /// the allocation (`get_page_from_freelist`).
     fn get_page_from_freelist(&self, gfp: Gfp, order: u32, mut af: u32, ac: &AllocContext) -> Option<Pfn> {
+        let node = &self.nodes[ac.preferred_nid];
+        let zl = &node.zonelists[ac.zonelist as usize];
+        let (start, _) = node.zonelist_start[ac.zonelist as usize][ac.highest_zoneidx]?;
         loop {
-            let node = &self.nodes[ac.preferred_nid];
-            let zl = &node.zonelists[ac.zonelist as usize];
             let mut preferred: Option<&Zone> = None;
-            for zr in zl.iter() {
+            for zr in zl[start as usize..].iter() {
                 if zr.zone as usize > ac.highest_zoneidx {
                     continue;
                 }
@@ -424,7 +441,7 @@ impl Kernel {
                         }
                     }
                 }
-                if let Some(pfn) = self.rmqueue(pref, zone, order, af, ac.migratetype) {
+                if let Some(pfn) = self.rmqueue(ac.cpu, pref, zone, order, af, ac.migratetype) {
                     self.prep_new_page(pfn, order, gfp, af);
                     if af & alloc_flags::HIGHATOMIC != 0 && order > 0 {
                         self.reserve_highatomic_pageblock(pfn, order, zone);
@@ -445,10 +462,10 @@ impl Kernel {
     /// atomic requests still reach the highatomic reserve) from the buddy
     /// lists (`rmqueue`).
     #[inline]
-    fn rmqueue(&self, preferred: &Zone, zone: &Zone, order: u32, af: u32, mt: MigrateType) -> Option<Pfn> {
-        let from_pcp = if pcp::pcp_allowed_order(order) { self.rmqueue_pcplist(zone, order, mt, af) } else { None };
+    fn rmqueue(&self, cpu: usize, preferred: &Zone, zone: &Zone, order: u32, af: u32, mt: MigrateType) -> Option<Pfn> {
+        let from_pcp =
+            if pcp::pcp_allowed_order(order) { self.rmqueue_pcplist(zone, cpu, order, mt, af) } else { None };
         let pfn = from_pcp.or_else(|| self.rmqueue_buddy(zone, order, af, mt))?;
-        let cpu = self.hal.current_cpu();
         self.cpu_events[cpu].count_zone(VmEvent::PgallocDma, zone.kind as usize, 1 << order);
         self.zone_statistics(cpu, preferred, zone, 1);
         Some(pfn)
@@ -495,11 +512,12 @@ impl Kernel {
     /// the caller's reference and frees the block when it was the last
     /// (Linux's `__free_pages`). A non-compound block whose first page is
     /// still referenced elsewhere frees all but the first page.
+    #[inline]
     pub fn free_pages(&self, pfn: Pfn, order: u32) {
         let page = self.memmap.page(pfn);
         let head = page.test(pg::HEAD);
-        if page.put_testzero() {
-            self.free_frozen_pages(pfn, order);
+        if self.put_page_testzero(page) {
+            self.free_frozen_page(pfn, page, order);
         } else if !head {
             let mut o = order;
             while o > 0 {
@@ -509,13 +527,33 @@ impl Kernel {
         }
     }
 
+    /// Drops a reference; true when it was the last (`put_page_testzero`).
+    /// With the CPUs on one host thread no other CPU can touch the count
+    /// between the load and the store, so a plain decrement is exact and
+    /// skips the locked instruction; threaded mode uses the atomic one.
+    #[inline]
+    pub fn put_page_testzero(&self, page: &crate::page::Page) -> bool {
+        if self.cpu_cell.is_some() && !self.threaded.load(Relaxed) {
+            let r = page.refcount.load(Relaxed) - 1;
+            page.refcount.store(r, Relaxed);
+            r == 0
+        } else {
+            page.put_testzero()
+        }
+    }
+
     /// Frees a block whose reference count is zero (`free_frozen_pages`).
     pub fn free_frozen_pages(&self, pfn: Pfn, order: u32) {
-        if !self.free_pages_prepare(pfn, order) {
+        self.free_frozen_page(pfn, self.memmap.page(pfn), order)
+    }
+
+    #[inline]
+    fn free_frozen_page(&self, pfn: Pfn, page: &crate::page::Page, order: u32) {
+        if !self.free_pages_prepare(pfn, page, order) {
             return;
         }
         if pcp::pcp_allowed_order(order) {
-            self.free_unref_page(pfn, order);
+            self.free_unref_page(pfn, page, order);
         } else {
             self.free_one_page(pfn, order);
         }
@@ -524,8 +562,8 @@ impl Kernel {
     /// Checks and clears a block before it goes back (`free_pages_prepare`).
     /// A page in an unexpected state is reported and leaked, as Linux's
     /// `bad_page` does, so the machine keeps running.
-    fn free_pages_prepare(&self, pfn: Pfn, order: u32) -> bool {
-        let page = self.memmap.page(pfn);
+    #[inline]
+    fn free_pages_prepare(&self, pfn: Pfn, page: &crate::page::Page, order: u32) -> bool {
         let compound = page.test(pg::HEAD);
         let mut bad = false;
         if compound {

@@ -10,10 +10,16 @@
 //! grows while a CPU frees more than it allocates and shrinks when the zone
 //! is short of memory.
 //!
-//! Locking: `pcp->lock` (the `spin::Mutex` around this struct) is taken
-//! before the zone lock, never after.
+//! Ownership instead of `pcp->lock`: a CPU's pageset is touched only by
+//! that CPU (as Linux did before 5.14 with interrupts off), so its fields
+//! are atomics used with plain loads and stores, and the fast paths take no
+//! lock at all. Linux 6.x added a spinlock so another CPU can drain the
+//! lists; here a remote drain (`drain_all_pages`, `zone_pcp_update`) runs
+//! while the machine is quiescent, as the simulator runs its CPUs on one
+//! host thread (threaded mode leaves remote drains to the owning CPU).
+//! The zone lock is taken inside, for refills and drains.
 
-use core::sync::atomic::Ordering::Relaxed;
+use core::sync::atomic::{AtomicU32, Ordering::Relaxed};
 
 use super::buddy::RmqueueMode;
 use super::{zone_flags, PageList, Wmark, Zone, PAGE_ALLOC_COSTLY_ORDER};
@@ -64,8 +70,8 @@ pub fn pindex_to_order(pindex: usize) -> u32 {
     }
 }
 
-/// One CPU's cache of free pages for one zone.
-#[derive(Debug)]
+/// One CPU's pcp counters as plain values; [`Pcp`] stores them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct PerCpuPages {
     /// Pages on all lists.
     pub count: u32,
@@ -81,25 +87,52 @@ pub struct PerCpuPages {
     pub alloc_factor: u32,
     /// Pages freed recently (halved on each allocation).
     pub free_count: u32,
+}
+
+/// One CPU's cache of free pages for one zone (`struct per_cpu_pages`):
+/// the counters and the lists, owned by that CPU.
+#[derive(Debug)]
+pub struct Pcp {
+    vals: [AtomicU32; 7],
     /// The lists, by [`order_to_pindex`].
     pub lists: [PageList; NR_PCP_LISTS],
 }
 
-impl PerCpuPages {
+impl Default for Pcp {
     /// The boot pageset: caching off until sizes are set (`pageset_init`).
-    pub fn boot() -> PerCpuPages {
+    fn default() -> Pcp {
+        let p = Pcp { vals: Default::default(), lists: core::array::from_fn(|_| PageList::default()) };
+        p.set(&PerCpuPages { batch: 1, ..Default::default() });
+        p
+    }
+}
+
+impl Pcp {
+    /// The counters.
+    #[inline]
+    pub fn get(&self) -> PerCpuPages {
+        let v = |i: usize| self.vals[i].load(Relaxed);
         PerCpuPages {
-            count: 0,
-            high: 0,
-            high_min: 0,
-            high_max: 0,
-            batch: 1,
-            alloc_factor: 0,
-            free_count: 0,
-            lists: [PageList::default(); NR_PCP_LISTS],
+            count: v(0),
+            high: v(1),
+            high_min: v(2),
+            high_max: v(3),
+            batch: v(4),
+            alloc_factor: v(5),
+            free_count: v(6),
         }
     }
+    /// Stores the counters.
+    #[inline]
+    pub fn set(&self, p: &PerCpuPages) {
+        let vals = [p.count, p.high, p.high_min, p.high_max, p.batch, p.alloc_factor, p.free_count];
+        for (a, v) in self.vals.iter().zip(vals) {
+            a.store(v, Relaxed);
+        }
+    }
+}
 
+impl PerCpuPages {
     /// The high mark for a free, adapting `self.high` (`nr_pcp_high`).
     /// Under reclaim the list is cut to a few batches; in a zone below its
     /// high watermark it may still grow to `high_min` while `high` decays.
@@ -177,27 +210,31 @@ impl Kernel {
     /// Allocates from this CPU's list, refilling it from the buddy lists
     /// when empty (`rmqueue_pcplist`).
     #[inline]
-    pub(crate) fn rmqueue_pcplist(&self, zone: &Zone, order: u32, mt: MigrateType, af: u32) -> Option<Pfn> {
-        let cpu = self.hal.current_cpu();
-        let mut pcp = zone.per_cpu[cpu].pcp.lock();
-        pcp.free_count >>= 1;
-        let pindex = order_to_pindex(mt, order);
-        if pcp.lists[pindex].is_empty() {
-            let batch = pcp.nr_pcp_alloc(zone, order);
-            let got = self.rmqueue_bulk(zone, order, batch, &mut pcp.lists[pindex], mt, af);
-            pcp.count += got << order;
+    pub(crate) fn rmqueue_pcplist(&self, zone: &Zone, cpu: usize, order: u32, mt: MigrateType, af: u32) -> Option<Pfn> {
+        let pcp = &zone.per_cpu[cpu].pcp;
+        let mut v = pcp.get();
+        v.free_count >>= 1;
+        let list = &pcp.lists[order_to_pindex(mt, order)];
+        if list.is_empty() {
+            let batch = v.nr_pcp_alloc(zone, order);
+            let got = self.rmqueue_bulk(zone, order, batch, list, mt, af);
+            v.count += got << order;
             if got == 0 {
+                pcp.set(&v);
                 return None;
             }
         }
-        let pfn = pcp.lists[pindex].pop_front(&self.memmap)?;
-        pcp.count -= 1 << order;
-        Some(pfn)
+        let pfn = list.pop_front(&self.memmap);
+        if pfn.is_some() {
+            v.count -= 1 << order;
+        }
+        pcp.set(&v);
+        pfn
     }
 
     /// Moves up to `count` blocks from the buddy lists to a pcp list under
     /// one zone-lock hold (`rmqueue_bulk`).
-    fn rmqueue_bulk(&self, zone: &Zone, order: u32, count: u32, list: &mut PageList, mt: MigrateType, af: u32) -> u32 {
+    fn rmqueue_bulk(&self, zone: &Zone, order: u32, count: u32, list: &PageList, mt: MigrateType, af: u32) -> u32 {
         let mut fa = zone.free.lock();
         let mut mode = RmqueueMode::Normal;
         let mut got = 0;
@@ -212,7 +249,8 @@ impl Kernel {
     }
 
     /// Frees a small block to this CPU's list (`free_unref_page`).
-    pub(crate) fn free_unref_page(&self, pfn: Pfn, order: u32) {
+    #[inline]
+    pub(crate) fn free_unref_page(&self, pfn: Pfn, page: &crate::page::Page, order: u32) {
         let mut mt = self.get_pageblock_migratetype(pfn);
         if mt as usize >= MIGRATE_PCPTYPES {
             if mt == MigrateType::Isolate {
@@ -221,49 +259,46 @@ impl Kernel {
             }
             mt = MigrateType::Movable;
         }
-        let zone = self.page_zone(pfn);
-        let cpu = self.hal.current_cpu();
-        let mut pcp = zone.per_cpu[cpu].pcp.lock();
-        self.free_unref_page_commit(zone, &mut pcp, cpu, pfn, mt, order);
+        let zone = &self.nodes[page.nid()].zones[page.zonenum() as usize];
+        let cpu = self.this_cpu();
+        self.free_unref_page_commit(zone, cpu, pfn, mt, order);
     }
 
     /// Adds to the list and drains a batch when over `high`
     /// (`free_frozen_page_commit`).
-    fn free_unref_page_commit(
-        &self,
-        zone: &Zone,
-        pcp: &mut PerCpuPages,
-        cpu: usize,
-        pfn: Pfn,
-        mt: MigrateType,
-        order: u32,
-    ) {
-        pcp.alloc_factor >>= 1;
+    #[inline]
+    fn free_unref_page_commit(&self, zone: &Zone, cpu: usize, pfn: Pfn, mt: MigrateType, order: u32) {
+        let pcp = &zone.per_cpu[cpu].pcp;
+        let mut v = pcp.get();
+        v.alloc_factor >>= 1;
         self.cpu_events[cpu].count(VmEvent::Pgfree, 1 << order);
         let pindex = order_to_pindex(mt, order);
         pcp.lists[pindex].push_front(&self.memmap, pfn);
-        pcp.count += 1 << order;
-        let batch = pcp.batch;
+        v.count += 1 << order;
+        let batch = v.batch;
         let free_high = false;
-        if pcp.free_count < (batch << PCP_BATCH_SCALE_MAX) {
-            pcp.free_count = (pcp.free_count + (1 << order)).min(batch << PCP_BATCH_SCALE_MAX);
+        if v.free_count < (batch << PCP_BATCH_SCALE_MAX) {
+            v.free_count = (v.free_count + (1 << order)).min(batch << PCP_BATCH_SCALE_MAX);
         }
-        let high = pcp.nr_pcp_high(zone, batch, free_high);
-        if pcp.count >= high {
-            let n = pcp.nr_pcp_free(batch, high, free_high);
-            self.free_pcppages_bulk(zone, n, pcp, pindex);
+        let high = v.nr_pcp_high(zone, batch, free_high);
+        if v.count >= high {
+            let n = v.nr_pcp_free(batch, high, free_high);
+            self.free_pcppages_bulk(zone, n, pcp, &mut v, pindex);
+            pcp.set(&v);
             if zone.test_flag(zone_flags::BELOW_HIGH)
                 && self.zone_watermark_ok(zone, 0, zone.wmark_pages(Wmark::High), zone.kind as usize, 0)
             {
                 zone.flags.fetch_and(!zone_flags::BELOW_HIGH, Relaxed);
             }
+            return;
         }
+        pcp.set(&v);
     }
 
     /// Returns `count` pages from the pcp list tails to the buddy lists,
     /// round-robin over the lists starting with `pindex` (`free_pcppages_bulk`).
-    pub(crate) fn free_pcppages_bulk(&self, zone: &Zone, count: u32, pcp: &mut PerCpuPages, pindex: usize) {
-        let mut count = count.min(pcp.count) as i64;
+    pub(crate) fn free_pcppages_bulk(&self, zone: &Zone, count: u32, pcp: &Pcp, v: &mut PerCpuPages, pindex: usize) {
+        let mut count = count.min(v.count) as i64;
         if count <= 0 {
             return;
         }
@@ -283,17 +318,20 @@ impl Kernel {
                 let Some(pfn) = pcp.lists[pindex].pop_back(&self.memmap) else { break };
                 let mt = self.get_pageblock_migratetype(pfn);
                 count -= nr;
-                pcp.count -= nr as u32;
+                v.count -= nr as u32;
                 self.free_one_page_locked(zone, &mut fa, pfn, order, mt, false);
             }
         }
     }
 
-    /// Empties one CPU's lists for a zone (`drain_pages_zone`).
+    /// Empties one CPU's lists for a zone (`drain_pages_zone`). Another
+    /// CPU's lists may be drained only while the machine is quiescent.
     pub fn drain_pages_zone(&self, cpu: usize, zone: &Zone) {
-        let mut pcp = zone.per_cpu[cpu].pcp.lock();
-        let n = pcp.count;
-        self.free_pcppages_bulk(zone, n, &mut pcp, 0);
+        let pcp = &zone.per_cpu[cpu].pcp;
+        let mut v = pcp.get();
+        let n = v.count;
+        self.free_pcppages_bulk(zone, n, pcp, &mut v, 0);
+        pcp.set(&v);
     }
 
     /// Empties every CPU's lists in every zone (`drain_all_pages(NULL)`).

@@ -275,10 +275,11 @@ impl Kernel {
         zone.pageset[1].store(high_max as u32, Relaxed);
         zone.pageset[2].store(batch as u32, Relaxed);
         for c in zone.per_cpu.iter() {
-            let mut pcp = c.pcp.lock();
-            pcp.high_min = high_min as u32;
-            pcp.high_max = high_max as u32;
-            pcp.batch = batch as u32;
+            let mut v = c.pcp.get();
+            v.high_min = high_min as u32;
+            v.high_max = high_max as u32;
+            v.batch = batch as u32;
+            c.pcp.set(&v);
         }
     }
 

@@ -105,7 +105,7 @@ fn show_zone(node: &Node, zone: &Zone, s: &mut String) {
     let threshold = zone.stat_threshold.load(Relaxed);
     for (cpu, pc) in zone.per_cpu.iter().enumerate() {
         let (count, high, batch, high_min, high_max) = {
-            let p = pc.pcp.lock();
+            let p = pc.pcp.get();
             (p.count, p.high, p.batch, p.high_min, p.high_max)
         };
         let _ = write!(
