@@ -47,7 +47,11 @@ impl PageList {
     /// Adds at the front (`list_add`).
     #[inline]
     pub fn push_front(&self, mm: &Memmap, pfn: Pfn) {
-        let p = mm.page(pfn);
+        self.push_front_page(mm, pfn, mm.page(pfn))
+    }
+    /// [`PageList::push_front`] for a caller that holds the descriptor.
+    #[inline]
+    pub fn push_front_page(&self, mm: &Memmap, pfn: Pfn, p: &crate::page::Page) {
         let head = self.head.load(Relaxed);
         p.lru_prev.store(NIL, Relaxed);
         p.lru_next.store(head, Relaxed);
@@ -94,6 +98,11 @@ impl PageList {
     /// Removes and returns the first page.
     #[inline]
     pub fn pop_front(&self, mm: &Memmap) -> Option<Pfn> {
+        self.pop_front_page(mm).map(|(pfn, _)| pfn)
+    }
+    /// [`PageList::pop_front`], also giving the page's descriptor.
+    #[inline]
+    pub fn pop_front_page<'m>(&self, mm: &'m Memmap) -> Option<(Pfn, &'m crate::page::Page)> {
         let h = self.head.load(Relaxed);
         if h == NIL {
             return None;
@@ -107,7 +116,7 @@ impl PageList {
             mm.page(Pfn(next)).lru_prev.store(NIL, Relaxed);
         }
         p.lru_next.store(NIL, Relaxed);
-        Some(Pfn(h))
+        Some((Pfn(h), p))
     }
     /// Removes and returns the last page.
     #[inline]

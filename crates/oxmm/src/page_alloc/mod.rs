@@ -300,7 +300,53 @@ impl Kernel {
     #[inline]
     pub fn alloc_pages(&self, gfp: Gfp, order: u32) -> Option<Pfn> {
         let cpu = self.this_cpu();
-        self.alloc_pages_cpu(cpu, gfp, order, self.cpu_to_node[cpu], None)
+        let nid = self.cpu_to_node[cpu];
+        if let Some(p) = self.alloc_pages_pcp_fast(cpu, nid, gfp, order) {
+            return Some(p);
+        }
+        self.alloc_pages_general(cpu, gfp, order, nid)
+    }
+
+    #[inline(never)]
+    fn alloc_pages_general(&self, cpu: usize, gfp: Gfp, order: u32, nid: usize) -> Option<Pfn> {
+        self.alloc_pages_cpu(cpu, gfp, order, nid, None)
+    }
+
+    /// The path nearly every small allocation takes, with the general
+    /// walk's steps for that case only: the preferred zone is above its
+    /// high watermark (so neither ALLOC_NOFRAGMENT nor the BELOW_HIGH
+    /// tuning applies) and this CPU's list holds a block. Any other case
+    /// returns `None` before changing anything, and the full path runs.
+    #[inline]
+    fn alloc_pages_pcp_fast(&self, cpu: usize, nid: usize, gfp: Gfp, order: u32) -> Option<Pfn> {
+        const SPECIAL: u32 = Gfp::THISNODE.0 | Gfp::ZERO.0 | Gfp::COMP.0 | Gfp::MEMALLOC.0;
+        if order > PAGE_ALLOC_COSTLY_ORDER || gfp.0 & SPECIAL != 0 {
+            return None;
+        }
+        let highest = gfp.zone() as usize;
+        let node = &self.nodes[nid];
+        let (start, _) = node.zonelist_start[ZonelistKind::Fallback as usize][highest]?;
+        let zr = node.zonelists[ZonelistKind::Fallback as usize][start as usize];
+        let zone = &self.nodes[zr.nid as usize].zones[zr.zone as usize];
+        if zone.test_flag(zone_flags::BELOW_HIGH) {
+            return None;
+        }
+        let mt = gfp.migratetype();
+        let af = alloc_flags::WMARK_LOW | if mt == MigrateType::Movable { alloc_flags::CMA } else { 0 };
+        if !self.zone_watermark_fast(zone, order, zone.wmark_pages(Wmark::High), highest, af, gfp) {
+            return None;
+        }
+        let pcp = &zone.per_cpu[cpu].pcp;
+        let (pfn, page) = pcp.lists[pcp::order_to_pindex(mt, order)].pop_front_page(&self.memmap)?;
+        pcp.after_fast_alloc(order);
+        self.cpu_events[cpu].count_zone(VmEvent::PgallocDma, zone.kind as usize, 1 << order);
+        self.zone_statistics(cpu, zone, zone, 1);
+        page.private.store(0, Relaxed);
+        page.refcount.store(1, Relaxed);
+        if page.test(pg::PFMEMALLOC) {
+            page.clear(pg::PFMEMALLOC);
+        }
+        Some(pfn)
     }
 
     /// Allocates on a preferred node (`alloc_pages_node`).
@@ -518,12 +564,20 @@ impl Kernel {
         let head = page.test(pg::HEAD);
         if self.put_page_testzero(page) {
             self.free_frozen_page(pfn, page, order);
-        } else if !head {
-            let mut o = order;
-            while o > 0 {
-                o -= 1;
-                self.free_frozen_pages(pfn.add(1 << o), o);
-            }
+        } else if !head && order > 0 {
+            self.free_pages_but_first(pfn, order);
+        }
+    }
+
+    /// Someone else still holds the first page of a non-compound block:
+    /// free the rest in halves (the tail of `__free_pages`).
+    #[cold]
+    #[inline(never)]
+    fn free_pages_but_first(&self, pfn: Pfn, order: u32) {
+        let mut o = order;
+        while o > 0 {
+            o -= 1;
+            self.free_frozen_pages(pfn.add(1 << o), o);
         }
     }
 
@@ -564,17 +618,15 @@ impl Kernel {
     /// `bad_page` does, so the machine keeps running.
     #[inline]
     fn free_pages_prepare(&self, pfn: Pfn, page: &crate::page::Page, order: u32) -> bool {
-        let compound = page.test(pg::HEAD);
-        let mut bad = false;
-        if compound {
-            bad |= !crate::folio::free_tail_pages_check(self, pfn, order);
-            page.clear_nonatomic(pg::HEAD);
-        }
-        if let Some(reason) = bad_page_reason(page, pg::CHECK_AT_FREE) {
-            self.bad_page(pfn, reason);
+        if page.test(pg::HEAD) && !self.free_compound_prepare(pfn, page, order) {
             return false;
         }
-        if bad {
+        if page.mapcount.load(Relaxed) != -1
+            || page.mapping.load(Relaxed) != 0
+            || page.ref_count() != 0
+            || page.flag_bits() & pg::CHECK_AT_FREE != 0
+        {
+            self.report_bad_free(pfn, page);
             return false;
         }
         page.clear_nonatomic(
@@ -583,6 +635,29 @@ impl Kernel {
         page.mapping.store(0, Relaxed);
         page.private.store(0, Relaxed);
         true
+    }
+
+    /// Checks and clears a compound page's tails; false when one was bad.
+    #[cold]
+    #[inline(never)]
+    fn free_compound_prepare(&self, pfn: Pfn, page: &crate::page::Page, order: u32) -> bool {
+        let ok = crate::folio::free_tail_pages_check(self, pfn, order);
+        page.clear_nonatomic(pg::HEAD);
+        if !ok {
+            // The head is leaked with its tails; report its own state too.
+            if let Some(reason) = bad_page_reason(page, pg::CHECK_AT_FREE) {
+                self.bad_page(pfn, reason);
+            }
+        }
+        ok
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn report_bad_free(&self, pfn: Pfn, page: &crate::page::Page) {
+        if let Some(reason) = bad_page_reason(page, pg::CHECK_AT_FREE) {
+            self.bad_page(pfn, reason);
+        }
     }
 
     /// Reports a page in a bad state (`bad_page`).

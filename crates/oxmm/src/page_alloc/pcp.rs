@@ -132,6 +132,18 @@ impl Pcp {
     }
 }
 
+impl Pcp {
+    /// The counter updates of an allocation served from a list without a
+    /// refill: `free_count` halves, `count` drops (`rmqueue_pcplist`).
+    #[inline]
+    pub(crate) fn after_fast_alloc(&self, order: u32) {
+        let fc = &self.vals[6];
+        fc.store(fc.load(Relaxed) >> 1, Relaxed);
+        let c = &self.vals[0];
+        c.store(c.load(Relaxed) - (1 << order), Relaxed);
+    }
+}
+
 impl PerCpuPages {
     /// The high mark for a free, adapting `self.high` (`nr_pcp_high`).
     /// Under reclaim the list is cut to a few batches; in a zone below its
@@ -261,19 +273,27 @@ impl Kernel {
         }
         let zone = &self.nodes[page.nid()].zones[page.zonenum() as usize];
         let cpu = self.this_cpu();
-        self.free_unref_page_commit(zone, cpu, pfn, mt, order);
+        self.free_unref_page_commit(zone, cpu, pfn, page, mt, order);
     }
 
     /// Adds to the list and drains a batch when over `high`
     /// (`free_frozen_page_commit`).
     #[inline]
-    fn free_unref_page_commit(&self, zone: &Zone, cpu: usize, pfn: Pfn, mt: MigrateType, order: u32) {
+    fn free_unref_page_commit(
+        &self,
+        zone: &Zone,
+        cpu: usize,
+        pfn: Pfn,
+        page: &crate::page::Page,
+        mt: MigrateType,
+        order: u32,
+    ) {
         let pcp = &zone.per_cpu[cpu].pcp;
         let mut v = pcp.get();
         v.alloc_factor >>= 1;
         self.cpu_events[cpu].count(VmEvent::Pgfree, 1 << order);
         let pindex = order_to_pindex(mt, order);
-        pcp.lists[pindex].push_front(&self.memmap, pfn);
+        pcp.lists[pindex].push_front_page(&self.memmap, pfn, page);
         v.count += 1 << order;
         let batch = v.batch;
         let free_high = false;
@@ -282,17 +302,36 @@ impl Kernel {
         }
         let high = v.nr_pcp_high(zone, batch, free_high);
         if v.count >= high {
-            let n = v.nr_pcp_free(batch, high, free_high);
-            self.free_pcppages_bulk(zone, n, pcp, &mut v, pindex);
-            pcp.set(&v);
-            if zone.test_flag(zone_flags::BELOW_HIGH)
-                && self.zone_watermark_ok(zone, 0, zone.wmark_pages(Wmark::High), zone.kind as usize, 0)
-            {
-                zone.flags.fetch_and(!zone_flags::BELOW_HIGH, Relaxed);
-            }
+            self.pcp_over_high(zone, pcp, v, batch, high, free_high, pindex);
             return;
         }
         pcp.set(&v);
+    }
+
+    /// Drains a batch from a list over its high mark, then lets the zone
+    /// leave BELOW_HIGH if the drain lifted it (the tail of
+    /// `free_frozen_page_commit`).
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn pcp_over_high(
+        &self,
+        zone: &Zone,
+        pcp: &Pcp,
+        mut v: PerCpuPages,
+        batch: u32,
+        high: u32,
+        free_high: bool,
+        pindex: usize,
+    ) {
+        let n = v.nr_pcp_free(batch, high, free_high);
+        self.free_pcppages_bulk(zone, n, pcp, &mut v, pindex);
+        pcp.set(&v);
+        if zone.test_flag(zone_flags::BELOW_HIGH)
+            && self.zone_watermark_ok(zone, 0, zone.wmark_pages(Wmark::High), zone.kind as usize, 0)
+        {
+            zone.flags.fetch_and(!zone_flags::BELOW_HIGH, Relaxed);
+        }
     }
 
     /// Returns `count` pages from the pcp list tails to the buddy lists,
