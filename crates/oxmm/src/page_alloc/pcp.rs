@@ -122,6 +122,16 @@ impl Pcp {
             free_count: v(6),
         }
     }
+    /// Stores what a free without a drain changes: count, high,
+    /// alloc_factor and free_count (the limits and batch stay).
+    #[inline]
+    fn set_after_free(&self, p: &PerCpuPages) {
+        self.vals[0].store(p.count, Relaxed);
+        self.vals[1].store(p.high, Relaxed);
+        self.vals[5].store(p.alloc_factor, Relaxed);
+        self.vals[6].store(p.free_count, Relaxed);
+    }
+
     /// Stores the counters.
     #[inline]
     pub fn set(&self, p: &PerCpuPages) {
@@ -305,7 +315,7 @@ impl Kernel {
             self.pcp_over_high(zone, pcp, v, batch, high, free_high, pindex);
             return;
         }
-        pcp.set(&v);
+        pcp.set_after_free(&v);
     }
 
     /// Drains a batch from a list over its high mark, then lets the zone
