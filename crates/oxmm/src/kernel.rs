@@ -71,6 +71,8 @@ pub struct BootParams {
     pub kernelcore: Option<CoreSize>,
     /// `movablecore=`: bytes given to ZONE_MOVABLE.
     pub movablecore: Option<CoreSize>,
+    /// The slab allocator to run.
+    pub slab: crate::slab::SlabKind,
 }
 
 /// A `kernelcore=`/`movablecore=` amount.
@@ -127,6 +129,8 @@ pub struct Kernel {
     pub totalreserve_pages: AtomicU64,
     /// Pages reported by `bad_page` and leaked.
     pub bad_pages: AtomicU64,
+    /// The slab layer.
+    pub slab: crate::slab::SlabState,
 }
 
 impl Kernel {
