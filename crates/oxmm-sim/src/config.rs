@@ -153,12 +153,12 @@ impl MachineConfig {
             if d.len() != n || d.iter().any(|r| r.len() != n) {
                 return Err(err("machine.distance", format!("must be a {n} x {n} table")));
             }
-            for a in 0..n {
-                if d[a][a] != 10 {
-                    return Err(err("machine.distance", format!("distance[{a}][{a}] must be 10 (local)")));
-                }
-                for b in 0..n {
-                    if a != b && d[a][b] <= 10 {
+            for (a, row) in d.iter().enumerate() {
+                for (b, &dist) in row.iter().enumerate() {
+                    if a == b && dist != 10 {
+                        return Err(err("machine.distance", format!("distance[{a}][{a}] must be 10 (local)")));
+                    }
+                    if a != b && dist <= 10 {
                         return Err(err("machine.distance", format!("distance[{a}][{b}] must be above 10")));
                     }
                 }

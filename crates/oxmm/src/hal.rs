@@ -105,7 +105,7 @@ impl PhysMem {
 
     fn check(&self, pa: PhysAddr, len: u64, align: u64) {
         assert!(
-            pa.0 % align == 0 && pa.0.checked_add(len).is_some_and(|end| end <= self.size),
+            pa.0.is_multiple_of(align) && pa.0.checked_add(len).is_some_and(|end| end <= self.size),
             "physical range {:#x}+{:#x} outside RAM of {:#x} bytes or misaligned",
             pa.0,
             len,

@@ -359,15 +359,16 @@ mod tests {
         let mut mb = Memblock::new();
         mb.add_node(PhysAddr(0), 0x400000, 0, MemblockFlags::NONE);
         mb.add_node(PhysAddr(0x400000), 0x400000, 1, MemblockFlags::NONE);
-        let a = mb.alloc_range_nid(0x1000, 0x1000, 0, u64::MAX, 0).unwrap();
-        assert_eq!(a, PhysAddr(0x3ff000));
+        let a = mb.alloc_range_nid(0x300000, 0x1000, 0, u64::MAX, 0).unwrap();
+        assert_eq!(a, PhysAddr(0x100000), "top of node 0");
         let b = mb.alloc_range_nid(0x200000, 0x200000, 0, u64::MAX, 1).unwrap();
-        assert_eq!(b, PhysAddr(0x600000));
-        // A node without room falls back to another node.
-        let c = mb.alloc_range_nid(0x300000, 0x1000, 0, u64::MAX, 0).unwrap();
-        assert!(c.0 >= 0x400000);
+        assert_eq!(b, PhysAddr(0x600000), "top of node 1, 2 MiB aligned");
+        // Node 0 has [0x1000, 0x100000) left (page 0 is never handed out):
+        // a larger request falls back to node 1, top-down.
+        let c = mb.alloc_range_nid(0x180000, 0x1000, 0, u64::MAX, 0).unwrap();
+        assert_eq!(c, PhysAddr(0x480000));
         assert!(mb.alloc(0x10_0000_0000, 0x1000).is_err());
-        assert_eq!(mb.reserved.regions().iter().map(|r| r.size).sum::<u64>(), 0x1000 + 0x200000 + 0x300000);
+        assert_eq!(mb.reserved.regions().iter().map(|r| r.size).sum::<u64>(), 0x300000 + 0x200000 + 0x180000);
     }
 
     #[test]

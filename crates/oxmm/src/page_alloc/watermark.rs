@@ -27,7 +27,7 @@ pub fn int_sqrt(x: u64) -> u64 {
     }
     // Newton's iteration from above converges to the floor of the root.
     let mut r = x;
-    let mut y = (r + 1) / 2;
+    let mut y = r.div_ceil(2);
     while y < r {
         r = y;
         y = (r + x / r) / 2;
@@ -197,7 +197,7 @@ impl Kernel {
         let lowmem: u64 = self.zones().filter(|z| z.kind != ZoneType::Movable).map(|z| z.managed()).sum();
         for z in self.zones() {
             let managed = z.managed();
-            let tmp = if lowmem == 0 { 0 } else { pages_min * managed / lowmem };
+            let tmp = (pages_min * managed).checked_div(lowmem).unwrap_or(0);
             let min = if z.kind == ZoneType::Movable { (managed / 1024).clamp(SWAP_CLUSTER_MAX, 128) } else { tmp };
             let step = (tmp >> 2).max(mult_frac(managed, scale, 10000));
             z.watermark[Wmark::Min as usize].store(min, Relaxed);
@@ -249,11 +249,10 @@ impl Kernel {
     /// The pcp high mark of a zone for a fraction (0: from the low
     /// watermark), split between the node's CPUs (`zone_highsize`).
     fn zone_highsize(&self, zone: &Zone, batch: u64, high_fraction: u64) -> u64 {
-        let total = if high_fraction == 0 {
-            zone.watermark[Wmark::Low as usize].load(Relaxed)
-        } else {
-            zone.managed() / high_fraction
-        };
+        let total = zone
+            .managed()
+            .checked_div(high_fraction)
+            .unwrap_or_else(|| zone.watermark[Wmark::Low as usize].load(Relaxed));
         let mut split = self.nodes[zone.nid].cpus.len() as u64;
         if split == 0 {
             split = self.nr_cpus as u64;
