@@ -182,3 +182,51 @@ fn typed_objects_live_in_slab_memory_and_free_on_drop() {
     }
     assert_eq!(k.slub_objects_in_use(c), 0, "dropping handles frees the objects");
 }
+
+fn slabinfo_line(k: &oxmm::Kernel, name: &str) -> Vec<String> {
+    let text = oxmm::proc::slabinfo(k);
+    let line = text.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_else(|| panic!("{name} missing"));
+    line.split_whitespace().map(String::from).collect()
+}
+
+#[test]
+fn slabinfo_and_sysfs_follow_slub() {
+    let m = machine();
+    let k = &m.kernel;
+    let text = oxmm::proc::slabinfo(k);
+    assert!(text.starts_with("slabinfo - version: 2.1\n# name            <active_objs> <num_objs> <objsize>"));
+    // kmalloc-64 on a 2-CPU machine: size 64, order 0 (64 objects per page).
+    let f = slabinfo_line(k, "kmalloc-64");
+    assert_eq!((f[3].as_str(), f[4].as_str(), f[5].as_str()), ("64", "64", "1"));
+    // kmalloc-8k: 4 objects per order-3 slab.
+    let f = slabinfo_line(k, "kmalloc-8k");
+    assert_eq!((f[3].as_str(), f[4].as_str(), f[5].as_str()), ("8192", "4", "8"));
+    let before: u64 = slabinfo_line(k, "kmalloc-64")[1].parse().unwrap();
+    let slab_kb = |k: &oxmm::Kernel| -> u64 {
+        let mi = oxmm::proc::meminfo(k);
+        mi.lines().find(|l| l.starts_with("Slab:")).unwrap().split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    let slab0 = slab_kb(k);
+    let objs: Vec<_> = (0..10_000).map(|_| k.kmalloc(64, Gfp::GFP_KERNEL).unwrap()).collect();
+    let f = slabinfo_line(k, "kmalloc-64");
+    let active: u64 = f[1].parse().unwrap();
+    assert!(active >= before + 10_000, "active {active}");
+    // 10000 objects of 64 bytes take about 157 pages (628 KiB) of slab.
+    let grown = slab_kb(k) - slab0;
+    assert!((600..=700).contains(&grown), "Slab grew by {grown} kB");
+    let sys = |a: &str| oxmm::proc::render(k, &format!("sys/kernel/slab/kmalloc-64/{a}")).unwrap();
+    assert_eq!(sys("object_size"), "64\n");
+    assert_eq!(sys("objs_per_slab"), "64\n");
+    assert_eq!(sys("order"), "0\n");
+    let total: u64 = sys("total_objects").split_whitespace().next().unwrap().parse().unwrap();
+    assert_eq!(total, f[2].parse::<u64>().unwrap());
+    assert!(sys("total_objects").contains(" N0="));
+    for o in objs {
+        k.kfree(o);
+    }
+    for id in k.slab.caches().map(|c| c.id).collect::<Vec<_>>() {
+        k.kmem_cache_shrink(id).unwrap();
+    }
+    assert!(slab_kb(k) <= slab0 + 8, "shrink returns the pages: {} vs {slab0}", slab_kb(k));
+    assert!(oxmm::proc::render(k, "sys/kernel/slab/nope/order").is_none());
+}

@@ -906,4 +906,61 @@ impl Kernel {
         }
         (total.max(0) as u64).saturating_sub(free)
     }
+
+    /// A `/sys/kernel/slab/<cache>/` attribute (SLUB only): object_size,
+    /// slab_size, objs_per_slab, order, min_partial, cpu_partial, aliases,
+    /// and the per-node counts partial, cpu_slabs, slabs, total_objects,
+    /// objects_partial, printed as Linux does (`total N0=.. N1=..`).
+    pub fn slub_sysfs(&self, c: &KmemCache, attr: &str) -> Option<alloc::string::String> {
+        use alloc::format;
+        let CacheImpl::Slub(s) = &c.imp else { return None };
+        let per_node = |vals: Vec<u64>| {
+            let mut out = format!("{}", vals.iter().sum::<u64>());
+            for (n, v) in vals.iter().enumerate() {
+                if *v != 0 {
+                    out.push_str(&format!(" N{n}={v}"));
+                }
+            }
+            out.push('\n');
+            out
+        };
+        Some(match attr {
+            "object_size" => format!("{}\n", c.object_size),
+            "slab_size" => format!("{}\n", c.size),
+            "objs_per_slab" => format!("{}\n", c.objects_per_slab),
+            "order" => format!("{}\n", c.order),
+            "align" => format!("{}\n", c.align),
+            "min_partial" => format!("{}\n", s.min_partial),
+            "cpu_partial" => format!("{}\n", s.cpu_partial),
+            "aliases" => format!("{}\n", c.refcount.load(Relaxed).saturating_sub(1)),
+            "partial" => per_node(s.node.iter().map(|n| n.list_lock.lock().nr_partial).collect()),
+            "objects_partial" => per_node(
+                s.node
+                    .iter()
+                    .map(|n| {
+                        let l = n.list_lock.lock();
+                        l.partial.iter(&self.memmap).map(|p| u64::from(self.slab_counters(p).inuse)).sum()
+                    })
+                    .collect(),
+            ),
+            "slabs" => per_node(s.node.iter().map(|n| n.nr_slabs.load(Relaxed).max(0) as u64).collect()),
+            "total_objects" => per_node(s.node.iter().map(|n| n.total_objects.load(Relaxed).max(0) as u64).collect()),
+            "cpu_slabs" => {
+                let mut v = alloc::vec![0u64; self.nodes.len()];
+                for cpu in s.cpu.iter() {
+                    let slab = cpu.slab.load(Relaxed);
+                    if slab != NIL {
+                        v[self.slab_nid(slab)] += 1;
+                    }
+                    let mut p = cpu.partial.load(Relaxed);
+                    while p != NIL {
+                        v[self.slab_nid(p)] += 1;
+                        p = self.memmap.page(Pfn(p)).lru_next.load(Relaxed);
+                    }
+                }
+                per_node(v)
+            }
+            _ => return None,
+        })
+    }
 }
