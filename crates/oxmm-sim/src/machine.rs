@@ -15,9 +15,14 @@ use crate::ram::HostRam;
 use crate::rng::SimRng;
 use crate::sched::Scheduler;
 
+thread_local! {
+    /// The CPU this host thread runs, in threaded mode (usize::MAX: none).
+    static BOUND_CPU: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+}
+
 /// The machine's per-call services for the core.
 pub struct SimHal {
-    cpu: AtomicUsize,
+    cpu: Arc<AtomicUsize>,
     nr_cpus: usize,
     clock_ns: AtomicU64,
 }
@@ -29,6 +34,12 @@ impl SimHal {
         assert!(cpu < self.nr_cpus, "cpu {cpu} out of range");
         self.cpu.store(cpu, Relaxed);
     }
+    /// Binds the calling host thread to a simulated CPU, for threaded mode
+    /// (see [`Machine::enter_threaded`]). A host thread drives one machine.
+    pub fn bind_thread(&self, cpu: usize) {
+        assert!(cpu < self.nr_cpus, "cpu {cpu} out of range");
+        BOUND_CPU.with(|c| c.set(cpu));
+    }
     /// Advances the virtual clock.
     pub fn advance(&self, ns: u64) {
         self.clock_ns.fetch_add(ns, Relaxed);
@@ -38,7 +49,15 @@ impl SimHal {
 impl Hal for SimHal {
     #[inline]
     fn current_cpu(&self) -> usize {
-        self.cpu.load(Relaxed)
+        let bound = BOUND_CPU.with(|c| c.get());
+        if bound != usize::MAX {
+            bound
+        } else {
+            self.cpu.load(Relaxed)
+        }
+    }
+    fn cpu_cell(&self) -> Option<Arc<AtomicUsize>> {
+        Some(self.cpu.clone())
     }
     fn nr_cpu_ids(&self) -> usize {
         self.nr_cpus
@@ -94,7 +113,8 @@ impl Machine {
         let t0 = Instant::now();
         let ram = HostRam::new(config.phys_size()).map_err(SimError::HostRam)?;
         let mem = Arc::new(ram.into_phys());
-        let hal = Arc::new(SimHal { cpu: AtomicUsize::new(0), nr_cpus: config.nr_cpus(), clock_ns: AtomicU64::new(0) });
+        let hal =
+            Arc::new(SimHal { cpu: Arc::new(AtomicUsize::new(0)), nr_cpus: config.nr_cpus(), clock_ns: AtomicU64::new(0) });
         let kernel = mm_init::boot(&config.boot_params(), mem, hal.clone()).map_err(SimError::Boot)?;
         Ok(Machine {
             config: config.clone(),
@@ -109,5 +129,17 @@ impl Machine {
     /// Virtual nanoseconds since boot.
     pub fn now_ns(&self) -> u64 {
         self.hal.now_ns()
+    }
+
+    /// Switches to threaded mode: from now on each host thread that uses
+    /// the kernel must first call [`SimHal::bind_thread`] with its own CPU,
+    /// and the kernel asks the HAL for the running CPU on every call.
+    pub fn enter_threaded(&self) {
+        self.kernel.threaded.store(true, Relaxed);
+    }
+
+    /// Back to one host thread driving every CPU (after the threads joined).
+    pub fn leave_threaded(&self) {
+        self.kernel.threaded.store(false, Relaxed);
     }
 }

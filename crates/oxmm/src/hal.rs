@@ -26,6 +26,12 @@ pub trait Hal: Send + Sync {
     fn nr_cpu_ids(&self) -> usize;
     /// Virtual time since boot, in nanoseconds.
     fn now_ns(&self) -> u64;
+    /// When the machine runs all its CPUs on one host thread, the cell
+    /// holding the running CPU, so the hot paths read it with one load
+    /// instead of a call. Read only while [`crate::Kernel::threaded`] is off.
+    fn cpu_cell(&self) -> Option<alloc::sync::Arc<core::sync::atomic::AtomicUsize>> {
+        None
+    }
 }
 
 /// Types that may be viewed in simulated RAM: every bit pattern valid, only

@@ -131,9 +131,23 @@ pub struct Kernel {
     pub bad_pages: AtomicU64,
     /// The slab layer.
     pub slab: crate::slab::SlabState,
+    /// The HAL's running-CPU cell, when it offers one ([`Hal::cpu_cell`]).
+    pub cpu_cell: Option<Arc<core::sync::atomic::AtomicUsize>>,
+    /// Set while CPUs run on several host threads: the CPU then comes from
+    /// [`Hal::current_cpu`] on every call.
+    pub threaded: core::sync::atomic::AtomicBool,
 }
 
 impl Kernel {
+    /// The running CPU (`smp_processor_id`).
+    #[inline]
+    pub fn this_cpu(&self) -> usize {
+        match &self.cpu_cell {
+            Some(c) if !self.threaded.load(Relaxed) => c.load(Relaxed),
+            _ => self.hal.current_cpu(),
+        }
+    }
+
     /// Managed pages of all zones (`totalram_pages`).
     pub fn totalram_pages(&self) -> u64 {
         self.zones().map(|z| z.managed()).sum()
@@ -157,7 +171,7 @@ impl Kernel {
     /// The running CPU's event counters.
     #[inline]
     pub fn events(&self) -> &CpuEvents {
-        &self.cpu_events[self.hal.current_cpu()]
+        &self.cpu_events[self.this_cpu()]
     }
     /// Pages sitting on per-cpu lists of all zones.
     pub fn pcp_pages(&self) -> u64 {

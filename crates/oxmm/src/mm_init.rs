@@ -256,7 +256,7 @@ pub fn boot(params: &BootParams, mem: Arc<PhysMem>, hal: Arc<dyn Hal>) -> Result
 
     let mut k = Kernel {
         mem,
-        hal,
+        hal: hal.clone(),
         memmap,
         nodes,
         cpu_to_node: params.cpu_to_node.clone(),
@@ -269,6 +269,8 @@ pub fn boot(params: &BootParams, mem: Arc<PhysMem>, hal: Arc<dyn Hal>) -> Result
         totalreserve_pages: Default::default(),
         bad_pages: Default::default(),
         slab: crate::slab::SlabState::new(params.slab),
+        cpu_cell: hal.cpu_cell(),
+        threaded: Default::default(),
     };
     build_all_zonelists(&mut k);
     for z in k.zones() {

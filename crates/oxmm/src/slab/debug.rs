@@ -170,7 +170,7 @@ impl Kernel {
         let info_end = if c.offset >= c.inuse { c.offset + WORD } else { c.inuse };
         let t = VirtAddr(obj.0 + u64::from(info_end) + if free { u64::from(TRACK_SIZE) } else { 0 });
         self.kwrite_u64(t, 0);
-        self.kwrite_u64(VirtAddr(t.0 + 8), self.hal.current_cpu() as u64);
+        self.kwrite_u64(VirtAddr(t.0 + 8), self.this_cpu() as u64);
         self.kwrite_u64(VirtAddr(t.0 + 16), self.hal.now_ns());
         self.kwrite_u64(VirtAddr(t.0 + 24), 0);
     }

@@ -541,7 +541,7 @@ impl Kernel {
             return self.slub_alloc_debug(c, gfp, nid);
         }
         let s = imp(c);
-        let cpu = &s.cpu[self.hal.current_cpu()];
+        let cpu = &s.cpu[self.this_cpu()];
         let obj = cpu.freelist.load(Relaxed);
         if obj != 0 && (nid == usize::MAX || self.slab_nid(cpu.slab.load(Relaxed)) == nid) {
             let next = self.get_freepointer(c, VirtAddr(obj));
@@ -763,7 +763,7 @@ impl Kernel {
             return;
         }
         let s = imp(c);
-        let cpu = &s.cpu[self.hal.current_cpu()];
+        let cpu = &s.cpu[self.this_cpu()];
         if cpu.slab.load(Relaxed) == slab.0 {
             self.set_freepointer(c, obj, cpu.freelist.load(Relaxed));
             cpu.freelist.store(obj.0, Relaxed);
