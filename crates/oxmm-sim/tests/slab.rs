@@ -15,7 +15,9 @@ fn kmalloc_classes_alignment_and_contents() {
     let m = machine();
     let k = &m.kernel;
     let mut live = Vec::new();
-    for (i, size) in [1u64, 8, 9, 24, 64, 65, 96, 100, 192, 200, 256, 1000, 4096, 8192, 8193, 100_000].iter().enumerate() {
+    for (i, size) in
+        [1u64, 8, 9, 24, 64, 65, 96, 100, 192, 200, 256, 1000, 4096, 8192, 8193, 100_000].iter().enumerate()
+    {
         let p = k.kmalloc(*size, Gfp::GFP_KERNEL).unwrap();
         let ks = k.ksize(p);
         assert!(ks >= *size, "ksize {ks} < {size}");
@@ -158,12 +160,14 @@ fn typed_objects_live_in_slab_memory_and_free_on_drop() {
     let cache: TypedCache<[AtomicU64; 4]> = TypedCache::create(k, "vm_area_struct", SlabFlags::default()).unwrap();
     let c = k.slab.cache(cache.id()).unwrap();
     {
-        let boxes: Vec<_> = (0..100).map(|i| {
-            let b = cache.alloc(k, Gfp::GFP_KERNEL).unwrap();
-            assert!(b.iter().all(|w| w.load(Relaxed) == 0), "zeroed");
-            b[0].store(i * 3, Relaxed);
-            b
-        }).collect();
+        let boxes: Vec<_> = (0..100)
+            .map(|i| {
+                let b = cache.alloc(k, Gfp::GFP_KERNEL).unwrap();
+                assert!(b.iter().all(|w| w.load(Relaxed) == 0), "zeroed");
+                b[0].store(i * 3, Relaxed);
+                b
+            })
+            .collect();
         assert_eq!(k.slub_objects_in_use(c), 100);
         for (i, b) in boxes.iter().enumerate() {
             assert_eq!(b[0].load(Relaxed), i as u64 * 3);
@@ -185,7 +189,8 @@ fn typed_objects_live_in_slab_memory_and_free_on_drop() {
 
 fn slabinfo_line(k: &oxmm::Kernel, name: &str) -> Vec<String> {
     let text = oxmm::proc::slabinfo(k);
-    let line = text.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_else(|| panic!("{name} missing"));
+    let line =
+        text.lines().find(|l| l.split_whitespace().next() == Some(name)).unwrap_or_else(|| panic!("{name} missing"));
     line.split_whitespace().map(String::from).collect()
 }
 

@@ -131,6 +131,8 @@ pub struct Kernel {
     pub bad_pages: AtomicU64,
     /// The slab layer.
     pub slab: crate::slab::SlabState,
+    /// The vmalloc range.
+    pub vmalloc: crate::vmalloc::VmallocState,
     /// The HAL's running-CPU cell, when it offers one ([`Hal::cpu_cell`]).
     pub cpu_cell: Option<Arc<core::sync::atomic::AtomicUsize>>,
     /// Set while CPUs run on several host threads: the CPU then comes from

@@ -20,6 +20,7 @@
 //! | [`sysctl`] | `kernel/sysctl.c` | the `vm.*` knobs |
 //! | [`printk`] | `printk` | the kernel log |
 //! | [`slab`] | `slab_common.c`, `slub.c` | kmem caches, SLUB, kmalloc |
+//! | [`vmalloc`] | `vmalloc.c` | kernel virtual areas, lazy purging |
 //! | [`arch`] | `arch/x86/mm` | the x86-64 layout |
 //! | [`debug_vm`] | `debug_vm` | invariant checkers |
 //!
@@ -47,6 +48,7 @@ pub mod proc;
 pub mod slab;
 pub mod sysctl;
 pub mod types;
+pub mod vmalloc;
 pub mod vmstat;
 
 pub use gfp::Gfp;

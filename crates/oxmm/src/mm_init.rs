@@ -269,6 +269,7 @@ pub fn boot(params: &BootParams, mem: Arc<PhysMem>, hal: Arc<dyn Hal>) -> Result
         totalreserve_pages: Default::default(),
         bad_pages: Default::default(),
         slab: crate::slab::SlabState::new(params.slab),
+        vmalloc: Default::default(),
         cpu_cell: hal.cpu_cell(),
         threaded: Default::default(),
     };
@@ -296,6 +297,9 @@ pub fn boot(params: &BootParams, mem: Arc<PhysMem>, hal: Arc<dyn Hal>) -> Result
     k.init_per_zone_wmark_min();
     // 6. The slab layer (kmem_cache_init).
     k.kmem_cache_init().map_err(|_| BootError::SlabInit)?;
+    if !k.vmalloc_init() {
+        return Err(BootError::SlabInit);
+    }
     k.log.info(format_args!(
         "Memory: {}K/{}K available ({}K kernel image, {}K memmap)",
         k.totalram_pages() << (PAGE_SHIFT - 10),

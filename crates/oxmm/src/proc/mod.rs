@@ -15,6 +15,7 @@
 //! | `zoneinfo` | [`zoneinfo`] | `zoneinfo_show` |
 //! | `vmstat` | [`vmstat`] | `vmstat_show` |
 //! | `slabinfo` | [`slabinfo`] | `slabinfo_show` |
+//! | `vmallocinfo` | `Kernel::vmallocinfo` | `vmalloc_info_show` |
 //! | `sys/kernel/slab/<cache>/<attr>` | [`sys_kernel_slab`] | SLUB's sysfs |
 //! | `memblock/memory`, `memblock/reserved` | [`memblock_memory`], [`memblock_reserved`] | `memblock_debug_show` |
 //!
@@ -41,8 +42,17 @@ pub use self::zoneinfo::zoneinfo;
 
 /// Every file [`render`] knows, by its path below `/proc` (the memblock
 /// files live below `/sys/kernel/debug` on Linux).
-pub const FILES: &[&str] =
-    &["meminfo", "buddyinfo", "pagetypeinfo", "zoneinfo", "vmstat", "slabinfo", "memblock/memory", "memblock/reserved"];
+pub const FILES: &[&str] = &[
+    "meminfo",
+    "buddyinfo",
+    "pagetypeinfo",
+    "zoneinfo",
+    "vmstat",
+    "slabinfo",
+    "vmallocinfo",
+    "memblock/memory",
+    "memblock/reserved",
+];
 
 /// Prefix of the per-cache SLUB attribute files (`sys/kernel/slab/<cache>/<attr>`).
 pub const SYS_KERNEL_SLAB: &str = "sys/kernel/slab/";
@@ -56,6 +66,7 @@ pub fn render(k: &Kernel, path: &str) -> Option<String> {
         "zoneinfo" => zoneinfo(k),
         "vmstat" => vmstat(k),
         "slabinfo" => slabinfo(k),
+        "vmallocinfo" => k.vmallocinfo(),
         "memblock/memory" => memblock_memory(k),
         "memblock/reserved" => memblock_reserved(k),
         p if p.starts_with(SYS_KERNEL_SLAB) => sys_kernel_slab(k, &p[SYS_KERNEL_SLAB.len()..])?,

@@ -74,7 +74,16 @@ impl Kernel {
 
     /// Checks that `len` bytes at `start` all equal `val`; on a mismatch
     /// reports, restores the pattern and returns false (`check_bytes_and_report`).
-    fn check_bytes(&self, c: &KmemCache, slab: Pfn, obj: VirtAddr, what: &str, start: VirtAddr, val: u8, len: u64) -> bool {
+    fn check_bytes(
+        &self,
+        c: &KmemCache,
+        slab: Pfn,
+        obj: VirtAddr,
+        what: &str,
+        start: VirtAddr,
+        val: u8,
+        len: u64,
+    ) -> bool {
         if len == 0 {
             return true;
         }
@@ -109,10 +118,7 @@ impl Kernel {
             ok &= self.check_bytes(c, slab, obj, "Left Redzone", left, val, u64::from(c.red_left_pad));
             ok &= self.check_bytes(c, slab, obj, "Right Redzone", end, val, u64::from(c.inuse - c.object_size));
         }
-        if c.flags.contains(SlabFlags::POISON)
-            && val != SLUB_RED_ACTIVE
-            && c.flags.contains(SlabFlags::OBJECT_POISON)
-        {
+        if c.flags.contains(SlabFlags::POISON) && val != SLUB_RED_ACTIVE && c.flags.contains(SlabFlags::OBJECT_POISON) {
             let n = u64::from(c.object_size);
             ok &= self.check_bytes(c, slab, obj, "Poison", obj, POISON_FREE, n - 1);
             ok &= self.check_bytes(c, slab, obj, "End Poison", VirtAddr(obj.0 + n - 1), POISON_END, 1);

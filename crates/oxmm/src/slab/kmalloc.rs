@@ -130,6 +130,9 @@ impl Kernel {
     /// the size is above `KMALLOC_MAX_SIZE`.
     #[inline]
     pub fn kmalloc(&self, size: u64, gfp: Gfp) -> Option<VirtAddr> {
+        if self.slab.kind == super::SlabKind::Slob {
+            return self.slob_kmalloc(size, gfp);
+        }
         if size == 0 {
             return Some(ZERO_SIZE_PTR);
         }
@@ -170,6 +173,9 @@ impl Kernel {
     /// (`kfree`). A pointer kmalloc never returned is reported and ignored.
     #[inline]
     pub fn kfree(&self, obj: VirtAddr) {
+        if self.slab.kind == super::SlabKind::Slob {
+            return self.slob_kfree(obj);
+        }
         if obj.0 <= ZERO_SIZE_PTR.0 {
             return;
         }
@@ -200,6 +206,9 @@ impl Kernel {
 
     /// Usable bytes of an allocation (`ksize`).
     pub fn ksize(&self, obj: VirtAddr) -> u64 {
+        if self.slab.kind == super::SlabKind::Slob {
+            return self.slob_ksize(obj);
+        }
         if obj.0 <= ZERO_SIZE_PTR.0 {
             return 0;
         }
@@ -214,9 +223,7 @@ impl Kernel {
             });
         }
         match virt_to_phys(obj) {
-            Some(pa) if self.memmap.pfn_valid(pa.pfn()) => {
-                PAGE_SIZE << self.page_folio(pa.pfn()).order(self)
-            }
+            Some(pa) if self.memmap.pfn_valid(pa.pfn()) => PAGE_SIZE << self.page_folio(pa.pfn()).order(self),
             _ => 0,
         }
     }

@@ -329,6 +329,10 @@ impl Kernel {
         for id in [kc, kcn] {
             self.account_descriptor(id);
         }
+        if self.slab.kind == SlabKind::Slob {
+            // SLOB's kmalloc carves blocks from its own pages: no caches.
+            return Ok(());
+        }
         self.create_kmalloc_caches()
     }
 
@@ -567,7 +571,8 @@ impl Kernel {
         }
         let head = self.page_folio(pa.pfn()).pfn;
         let page = self.memmap.page(head);
-        if !page.test(crate::page::pg::SLAB) {
+        if !page.test(crate::page::pg::SLAB) || page.mapping.load(Relaxed) == slob::SLOB_PAGE_MAPPING {
+            // A shared SLOB page holds objects of many caches.
             return None;
         }
         self.slab.cache(CacheId(page.mapping.load(Relaxed) as u32))

@@ -413,7 +413,14 @@ impl Kernel {
     /// Returns the slab, its freelist taken and the slab frozen.
     pub(crate) fn new_slab(&self, c: &KmemCache, gfp: Gfp, nid: usize) -> Option<Pfn> {
         let s = imp(c);
-        let base_gfp = (gfp & Gfp(Gfp::RECLAIM.0 | Gfp::IO.0 | Gfp::FS.0 | Gfp::HIGH.0 | Gfp::NOWARN.0 | Gfp::NOMEMALLOC.0 | Gfp::MEMALLOC.0))
+        let base_gfp = (gfp
+            & Gfp(Gfp::RECLAIM.0
+                | Gfp::IO.0
+                | Gfp::FS.0
+                | Gfp::HIGH.0
+                | Gfp::NOWARN.0
+                | Gfp::NOMEMALLOC.0
+                | Gfp::MEMALLOC.0))
             | c.allocflags;
         let alloc = |g: Gfp, order: u32| {
             if nid == usize::MAX {
@@ -752,10 +759,8 @@ impl Kernel {
     #[inline]
     pub(crate) fn slub_free(&self, c: &KmemCache, obj: VirtAddr, _caller_checks: bool) {
         let Some(slab) = self.obj_to_slab(c, obj) else {
-            self.log.err(format_args!(
-                "kmem_cache_free({}, {:#x}): object is not in a slab of this cache",
-                c.name, obj.0
-            ));
+            self.log
+                .err(format_args!("kmem_cache_free({}, {:#x}): object is not in a slab of this cache", c.name, obj.0));
             return;
         };
         if c.flags.intersects(SlabFlags::DEBUG_FLAGS) {

@@ -54,8 +54,18 @@ impl<T: RamView> TypedCache<T> {
     /// `va` is not an object of this cache.
     pub fn from_raw<'k>(&self, k: &'k Kernel, va: VirtAddr) -> Option<SlabBox<'k, T>> {
         let c = k.slab.cache(self.id)?;
-        k.obj_to_slab(c, va)?;
-        Some(SlabBox { k, cache: self.id, va, _t: PhantomData })
+        let ok = match &c.imp {
+            super::CacheImpl::Slub(_) => k.obj_to_slab(c, va).is_some(),
+            super::CacheImpl::Slab(_) => k.slab_obj_to_slab(c, va).is_some(),
+            super::CacheImpl::Slob(_) => k.slob_object_valid(c, va),
+        };
+        // Not `then_some`: its argument is built eagerly, and a dropped
+        // handle frees the object.
+        if ok {
+            Some(SlabBox { k, cache: self.id, va, _t: PhantomData })
+        } else {
+            None
+        }
     }
 }
 

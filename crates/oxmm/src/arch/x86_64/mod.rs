@@ -33,3 +33,4 @@ pub const fn virt_to_phys(va: VirtAddr) -> Option<PhysAddr> {
         None
     }
 }
+pub mod pgtable;
