@@ -48,6 +48,8 @@ pub struct MachineConfig {
     pub kernelcore: Option<CoreSize>,
     /// `movablecore=`.
     pub movablecore: Option<CoreSize>,
+    /// The slab allocator.
+    pub slab: oxmm::slab::SlabKind,
 }
 
 impl Default for MachineConfig {
@@ -60,6 +62,7 @@ impl Default for MachineConfig {
             kernel_image: 24 * MIB,
             kernelcore: None,
             movablecore: None,
+            slab: oxmm::slab::SlabKind::Slub,
         }
     }
 }
@@ -250,6 +253,7 @@ impl MachineConfig {
             kernel_image_bytes: self.kernel_image,
             kernelcore: self.kernelcore,
             movablecore: self.movablecore,
+            slab: self.slab,
         }
     }
 }

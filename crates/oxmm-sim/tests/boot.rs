@@ -86,8 +86,13 @@ fn boot_64g_two_nodes_with_pci_hole_counts_like_linux() {
         vec![zr(1, ZoneType::Normal), zr(0, ZoneType::Normal), zr(0, ZoneType::Dma32), zr(0, ZoneType::Dma)]
     );
     assert_eq!(k.nodes[1].zonelists[1], vec![zr(1, ZoneType::Normal)]);
-    // Every managed page is free after boot (nothing allocated yet).
-    assert_eq!(k.nr_free_pages(), total);
+    // After boot every managed page is free, except the slab caches' pages
+    // (kmem_cache, kmem_cache_node, kmalloc, vmap_area) and the kernel's
+    // top-level page table (init_mm.pgd, like Linux's swapper_pg_dir not
+    // counted as PageTables).
+    let (srecl, sunrecl) = k.slab_pages();
+    let tables = k.global_node_page_state(oxmm::vmstat::NodeStat::NrPageTablePages);
+    assert_eq!(k.nr_free_pages() + k.pcp_pages() + srecl + sunrecl + tables + 1, total);
 }
 
 #[test]

@@ -53,6 +53,9 @@ unsafe impl RamView for AtomicI32 {}
 unsafe impl RamView for AtomicU64 {}
 // SAFETY: as above.
 unsafe impl RamView for AtomicI64 {}
+// SAFETY: an array of RamView values is valid for any bits and mutated only
+// through its elements' atomics.
+unsafe impl<T: RamView, const N: usize> RamView for [T; N] {}
 
 /// Simulated physical memory: `[0, size)` of physical address space backed
 /// by one host mapping.

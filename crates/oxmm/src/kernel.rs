@@ -71,6 +71,8 @@ pub struct BootParams {
     pub kernelcore: Option<CoreSize>,
     /// `movablecore=`: bytes given to ZONE_MOVABLE.
     pub movablecore: Option<CoreSize>,
+    /// The slab allocator to run.
+    pub slab: crate::slab::SlabKind,
 }
 
 /// A `kernelcore=`/`movablecore=` amount.
@@ -127,6 +129,10 @@ pub struct Kernel {
     pub totalreserve_pages: AtomicU64,
     /// Pages reported by `bad_page` and leaked.
     pub bad_pages: AtomicU64,
+    /// The slab layer.
+    pub slab: crate::slab::SlabState,
+    /// The vmalloc range.
+    pub vmalloc: crate::vmalloc::VmallocState,
     /// The HAL's running-CPU cell, when it offers one ([`Hal::cpu_cell`]).
     pub cpu_cell: Option<Arc<core::sync::atomic::AtomicUsize>>,
     /// Set while CPUs run on several host threads: the CPU then comes from

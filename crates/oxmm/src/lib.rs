@@ -19,15 +19,20 @@
 //! | [`proc`] | `fs/proc/*` | /proc renderers in Linux's formats |
 //! | [`sysctl`] | `kernel/sysctl.c` | the `vm.*` knobs |
 //! | [`printk`] | `printk` | the kernel log |
+//! | [`slab`] | `slab_common.c`, `slub.c` | kmem caches, SLUB, kmalloc |
+//! | [`vmalloc`] | `vmalloc.c` | kernel virtual areas, lazy purging |
+//! | [`arch`] | `arch/x86/mm` | the x86-64 layout |
 //! | [`debug_vm`] | `debug_vm` | invariant checkers |
 //!
-//! Lock order (outermost first): pcp lock -> zone lock.
+//! Lock order (outermost first): slab_mutex -> list_lock -> slab_lock ->
+//! pcp lock -> zone lock.
 
 #![cfg_attr(not(test), no_std)]
 #![warn(missing_docs)]
 
 extern crate alloc;
 
+pub mod arch;
 pub mod debug_vm;
 pub mod folio;
 pub mod gfp;
@@ -40,8 +45,10 @@ pub mod page;
 pub mod page_alloc;
 pub mod printk;
 pub mod proc;
+pub mod slab;
 pub mod sysctl;
 pub mod types;
+pub mod vmalloc;
 pub mod vmstat;
 
 pub use gfp::Gfp;

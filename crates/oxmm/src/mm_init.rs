@@ -63,6 +63,8 @@ pub enum BootError {
     KernelImage,
     /// RAM lies beyond the physical memory the machine provides.
     RamBeyondMapping,
+    /// The boot slab caches could not be created.
+    SlabInit,
 }
 
 impl fmt::Display for BootError {
@@ -73,6 +75,7 @@ impl fmt::Display for BootError {
             BootError::NoRoomForMemmap { nid } => write!(f, "no room for the memmap of node {nid}"),
             BootError::KernelImage => write!(f, "the kernel image does not fit in RAM at 16 MiB"),
             BootError::RamBeyondMapping => write!(f, "the memory map names RAM beyond the machine's physical memory"),
+            BootError::SlabInit => write!(f, "the boot slab caches could not be created"),
         }
     }
 }
@@ -266,6 +269,8 @@ pub fn boot(params: &BootParams, mem: Arc<PhysMem>, hal: Arc<dyn Hal>) -> Result
         boot: BootInfo::default(),
         totalreserve_pages: Default::default(),
         bad_pages: Default::default(),
+        slab: crate::slab::SlabState::new(params.slab),
+        vmalloc: Default::default(),
         cpu_cell: hal.cpu_cell(),
         threaded: Default::default(),
     };
@@ -291,6 +296,11 @@ pub fn boot(params: &BootParams, mem: Arc<PhysMem>, hal: Arc<dyn Hal>) -> Result
 
     // 5. Watermarks, reserves, pcp sizes.
     k.init_per_zone_wmark_min();
+    // 6. The slab layer (kmem_cache_init).
+    k.kmem_cache_init().map_err(|_| BootError::SlabInit)?;
+    if !k.vmalloc_init() {
+        return Err(BootError::SlabInit);
+    }
     k.log.info(format_args!(
         "Memory: {}K/{}K available ({}K kernel image, {}K memmap)",
         k.totalram_pages() << (PAGE_SHIFT - 10),

@@ -125,7 +125,7 @@ pub fn meminfo(k: &Kernel) -> String {
         ("CommitLimit", vm_commit_limit(k), Unit::Pages),
         ("Committed_AS", 0, Unit::Pages),
         ("VmallocTotal", VMALLOC_TOTAL >> 10, Unit::Kb),
-        ("VmallocUsed", 0, Unit::Pages),
+        ("VmallocUsed", k.vmalloc.nr_pages.load(core::sync::atomic::Ordering::Relaxed), Unit::Pages),
         ("VmallocChunk", 0, Unit::Pages),
         ("Percpu", 0, Unit::Pages),
         ("AnonHugePages", node(NodeStat::NrAnonTransparentHugepages), Unit::Pages),

@@ -14,6 +14,9 @@
 //! | `pagetypeinfo` | [`pagetypeinfo`] | `pagetypeinfo_show` |
 //! | `zoneinfo` | [`zoneinfo`] | `zoneinfo_show` |
 //! | `vmstat` | [`vmstat`] | `vmstat_show` |
+//! | `slabinfo` | [`slabinfo`] | `slabinfo_show` |
+//! | `vmallocinfo` | `Kernel::vmallocinfo` | `vmalloc_info_show` |
+//! | `sys/kernel/slab/<cache>/<attr>` | [`sys_kernel_slab`] | SLUB's sysfs |
 //! | `memblock/memory`, `memblock/reserved` | [`memblock_memory`], [`memblock_reserved`] | `memblock_debug_show` |
 //!
 //! Locking: free-area counts are read under the zone lock and pcp fields
@@ -23,6 +26,7 @@
 
 mod buddyinfo;
 mod meminfo;
+mod slabinfo;
 mod vmstat;
 mod zoneinfo;
 
@@ -32,13 +36,26 @@ use crate::kernel::Kernel;
 
 pub use self::buddyinfo::{buddyinfo, pagetypeinfo};
 pub use self::meminfo::{meminfo, si_mem_available, vm_commit_limit};
+pub use self::slabinfo::{slabinfo, sys_kernel_slab};
 pub use self::vmstat::{global_dirty_limits, vmstat, DirtyLimits};
 pub use self::zoneinfo::zoneinfo;
 
 /// Every file [`render`] knows, by its path below `/proc` (the memblock
 /// files live below `/sys/kernel/debug` on Linux).
-pub const FILES: &[&str] =
-    &["meminfo", "buddyinfo", "pagetypeinfo", "zoneinfo", "vmstat", "memblock/memory", "memblock/reserved"];
+pub const FILES: &[&str] = &[
+    "meminfo",
+    "buddyinfo",
+    "pagetypeinfo",
+    "zoneinfo",
+    "vmstat",
+    "slabinfo",
+    "vmallocinfo",
+    "memblock/memory",
+    "memblock/reserved",
+];
+
+/// Prefix of the per-cache SLUB attribute files (`sys/kernel/slab/<cache>/<attr>`).
+pub const SYS_KERNEL_SLAB: &str = "sys/kernel/slab/";
 
 /// Renders one of [`FILES`] by name; `None` for a name not in the list.
 pub fn render(k: &Kernel, path: &str) -> Option<String> {
@@ -48,8 +65,11 @@ pub fn render(k: &Kernel, path: &str) -> Option<String> {
         "pagetypeinfo" => pagetypeinfo(k),
         "zoneinfo" => zoneinfo(k),
         "vmstat" => vmstat(k),
+        "slabinfo" => slabinfo(k),
+        "vmallocinfo" => k.vmallocinfo(),
         "memblock/memory" => memblock_memory(k),
         "memblock/reserved" => memblock_reserved(k),
+        p if p.starts_with(SYS_KERNEL_SLAB) => sys_kernel_slab(k, &p[SYS_KERNEL_SLAB.len()..])?,
         _ => return None,
     })
 }
