@@ -98,6 +98,9 @@ fn zone_index(nid: usize, kind: usize) -> usize {
 }
 
 struct World {
+    /// Pages each zone gave to boot's own allocations (slab caches, the
+    /// kernel page-table root): held for the whole run.
+    boot_held: Vec<u64>,
     m: Machine,
     live: Vec<Live>,
     by_start: BTreeMap<u64, u64>,
@@ -175,14 +178,15 @@ impl World {
             let pcp: u64 = z.per_cpu.iter().map(|c| c.pcp.get().count as u64).sum();
             let free = z.page_state(ZoneStat::NrFreePages);
             prop_assert_eq!(
-                free + pcp + live[i],
+                free + pcp + live[i] + self.boot_held[i],
                 z.managed(),
-                "node {} {}: free {} + pcp {} + live {} != managed",
+                "node {} {}: free {} + pcp {} + live {} + boot {} != managed",
                 z.nid,
                 z.kind.name(),
                 free,
                 pcp,
-                live[i]
+                live[i],
+                self.boot_held[i]
             );
         }
         Ok(())
@@ -198,7 +202,10 @@ fn machine() -> Machine {
 }
 
 fn run(ops: Vec<Op>) -> Result<(), TestCaseError> {
-    let mut w = World { m: machine(), live: Vec::new(), by_start: BTreeMap::new() };
+    let m = machine();
+    m.kernel.drain_all_pages();
+    let boot_held = m.kernel.zones().map(|z| z.managed() - z.page_state(ZoneStat::NrFreePages)).collect();
+    let mut w = World { m, live: Vec::new(), by_start: BTreeMap::new(), boot_held };
     let boot_free = zone_free(w.k());
     let boot_info = buddyinfo(w.k());
     w.check()?;

@@ -411,7 +411,7 @@ fn render_dispatches_every_listed_file() {
     let m = small();
     for f in oxmm::proc::FILES {
         let text = oxmm::proc::render(&m.kernel, f).unwrap_or_else(|| panic!("{f}"));
-        assert!(text.ends_with('\n'), "{f}");
+        assert!(text.is_empty() || text.ends_with('\n'), "{f}");
     }
     assert!(oxmm::proc::render(&m.kernel, "nosuchfile").is_none());
     assert!(oxmm::proc::render(&m.kernel, "slabinfo").is_some_and(|s| s.starts_with("slabinfo - version: 2.1")));

@@ -72,6 +72,7 @@ impl Kernel {
         self.log.err(format_args!("FIX {}: {}", c.name, what));
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// Checks that `len` bytes at `start` all equal `val`; on a mismatch
     /// reports, restores the pattern and returns false (`check_bytes_and_report`).
     fn check_bytes(

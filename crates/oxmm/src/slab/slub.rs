@@ -376,7 +376,9 @@ impl Kernel {
         }
         let base = self.slab_base(slab).0 + u64::from(c.red_left_pad);
         let cnt = Counters::unpack(self.memmap.page(slab).private.load(Relaxed));
-        obj >= base && obj < base + u64::from(cnt.objects) * u64::from(c.size) && (obj - base) % u64::from(c.size) == 0
+        obj >= base
+            && obj < base + u64::from(cnt.objects) * u64::from(c.size)
+            && (obj - base).is_multiple_of(u64::from(c.size))
     }
 
     pub(crate) fn slab_counters(&self, slab: Pfn) -> Counters {
@@ -843,7 +845,7 @@ impl Kernel {
                 }
                 // Fuller slabs first, so allocations fill them and the
                 // emptier ones can drain (Linux sorts by free objects).
-                keep.sort_by(|a, b| b.0.cmp(&a.0));
+                keep.sort_by_key(|k| core::cmp::Reverse(k.0));
                 for (_, slab) in keep {
                     self.add_partial(&mut lists, slab, true);
                 }
