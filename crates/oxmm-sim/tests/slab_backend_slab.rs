@@ -18,14 +18,19 @@ fn slab_single() -> Machine {
     Machine::boot(&cfg, 1).unwrap()
 }
 
-/// Two nodes of two CPUs each, so frees on the other node go through the alien arrays.
-fn slab_two_nodes() -> Machine {
+/// Two nodes of two CPUs each, so frees on the other node go through the
+/// alien arrays (SLAB) or reach remote slabs (SLUB).
+fn two_nodes(slab: SlabKind) -> Machine {
     let cfg = MachineConfig {
         nodes: vec![NodeConfig { mem: 512 * MIB, cpus: 2 }, NodeConfig { mem: 512 * MIB, cpus: 2 }],
-        slab: SlabKind::Slab,
+        slab,
         ..Default::default()
     };
     Machine::boot(&cfg, 1).unwrap()
+}
+
+fn slab_two_nodes() -> Machine {
+    two_nodes(SlabKind::Slab)
 }
 
 fn in_use(k: &Kernel, id: CacheId) -> u64 {
@@ -107,8 +112,10 @@ fn check_contents(k: &Kernel, live: &BTreeMap<u64, Live>) -> Result<(), TestCase
     Ok(())
 }
 
-fn run_model(ops: &[Op]) -> Result<(), TestCaseError> {
-    let m = slab_two_nodes();
+/// Runs the model on a machine with the given back-end; SLUB and SLAB
+/// share it (SLOB has its own model, with kmalloc of any size).
+fn run_model(ops: &[Op], kind: SlabKind) -> Result<(), TestCaseError> {
+    let m = two_nodes(kind);
     let k = &m.kernel;
     let boot_pages = slab_pages(k);
     let mut ids = Vec::new();
@@ -238,7 +245,12 @@ proptest! {
 
     #[test]
     fn slab_matches_model(ops in prop::collection::vec(op(), 1..300)) {
-        run_model(&ops)?;
+        run_model(&ops, SlabKind::Slab)?;
+    }
+
+    #[test]
+    fn slub_matches_model(ops in prop::collection::vec(op(), 1..300)) {
+        run_model(&ops, SlabKind::Slub)?;
     }
 }
 
