@@ -137,12 +137,14 @@ fn run(scenario: Option<PathBuf>, seed: Option<u64>, procs: Vec<String>, quiet: 
             m.boot_time.as_secs_f64()
         );
         for (d, st) in &stats {
+            let peak = if st.peak_live_bytes >= 1 << 20 {
+                format!("{} MiB", st.peak_live_bytes >> 20)
+            } else {
+                format!("{} KiB", st.peak_live_bytes >> 10)
+            };
             s += &format!(
-                "  workload   {d}\n             {} allocations, {} failed, {} frees, peak {} MiB live\n",
-                st.allocs,
-                st.failures,
-                st.frees,
-                st.peak_live_bytes >> 20
+                "  workload   {d}\n             {} allocations, {} failed, {} frees, peak {peak} live\n",
+                st.allocs, st.failures, st.frees
             );
         }
         s += &format!("  time       {:.3} ms simulated, {:.3} s host\n", m.now_ns() as f64 / 1e6, host.as_secs_f64());

@@ -36,19 +36,10 @@ use oxmm::kernel::CoreSize;
 use toml::{Table, Value};
 
 use crate::config::{MachineConfig, NodeConfig};
-use crate::workload::{PageChurn, Workload};
+use crate::workload::{PageChurn, SlabChurn, Workload};
 
 /// The slab allocator a scenario asks for (`slab = ...`).
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
-pub enum SlabKind {
-    /// SLUB, Linux's default.
-    #[default]
-    Slub,
-    /// The old SLAB design.
-    Slab,
-    /// The simple list-of-blocks allocator.
-    Slob,
-}
+pub use oxmm::slab::SlabKind;
 
 /// A parsed scenario.
 #[derive(Clone, Debug, PartialEq)]
@@ -199,7 +190,7 @@ impl Scenario {
                 },
             }
         })?;
-        cx.unknown("", &root, &["seed", "slab", "machine", "sysctl", "workload", "duration"])?;
+        cx.unknown("", &root, &["seed", "slab", "machine", "sysctl", "workload"])?;
         let seed = root.get("seed").map(|v| cx.uint("seed", v)).transpose()?.unwrap_or(1);
         let slab = match root.get("slab") {
             None => SlabKind::Slub,
@@ -247,6 +238,7 @@ impl Scenario {
                 workloads.push(parse_workload(&cx, &key, cx.table(&key, w)?)?);
             }
         }
+        let machine = MachineConfig { slab, ..machine };
         Ok(Scenario { source: file.to_string(), machine, seed, slab, sysctls, workloads })
     }
 }
@@ -355,7 +347,7 @@ fn parse_workload(cx: &Ctx, key: &str, t: &Table) -> Result<Workload, ScenarioEr
     let kind = t
         .get("kind")
         .and_then(|v| v.as_str())
-        .ok_or_else(|| cx.err(&format!("{key}.kind"), "missing `kind` (known: page_churn)"))?;
+        .ok_or_else(|| cx.err(&format!("{key}.kind"), "missing `kind` (known: page_churn, slab_churn)"))?;
     match kind {
         "page_churn" => {
             cx.unknown(key, t, &["kind", "ops", "max_live", "max_order", "cpu"])?;
@@ -375,6 +367,19 @@ fn parse_workload(cx: &Ctx, key: &str, t: &Table) -> Result<Workload, ScenarioEr
             }
             Ok(Workload::PageChurn(w))
         }
-        other => Err(cx.err(&format!("{key}.kind"), format!("`{other}` is not a workload kind (known: page_churn)"))),
+        "slab_churn" => {
+            cx.unknown(key, t, &["kind", "ops", "max_live"])?;
+            let mut w = SlabChurn::default();
+            if let Some(v) = t.get("ops") {
+                w.ops = cx.uint(&format!("{key}.ops"), v)?;
+            }
+            if let Some(v) = t.get("max_live") {
+                w.max_live = cx.uint(&format!("{key}.max_live"), v)?;
+            }
+            Ok(Workload::SlabChurn(w))
+        }
+        other => Err(
+            cx.err(&format!("{key}.kind"), format!("`{other}` is not a workload kind (known: page_churn, slab_churn)"))
+        ),
     }
 }

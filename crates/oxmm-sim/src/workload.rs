@@ -15,6 +15,98 @@ use crate::machine::Machine;
 pub enum Workload {
     /// Kernel-style page allocation churn.
     PageChurn(PageChurn),
+    /// Kernel object churn: kmalloc of random sizes and a few object caches.
+    SlabChurn(SlabChurn),
+}
+
+/// Allocates and frees kernel objects the way subsystems do: kmalloc of
+/// sizes from 8 bytes to 8 KiB (small ones most often), and objects of a
+/// few named caches, on random CPUs, with a bounded live set; then frees
+/// everything and shrinks the caches.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SlabChurn {
+    /// Allocation attempts.
+    pub ops: u64,
+    /// Objects live at most.
+    pub max_live: u64,
+}
+
+impl Default for SlabChurn {
+    fn default() -> Self {
+        SlabChurn { ops: 200_000, max_live: 50_000 }
+    }
+}
+
+impl SlabChurn {
+    /// Runs on `m`, calling `tick` with the fraction done every 1% of ops.
+    pub fn run(&self, m: &mut Machine, mut tick: impl FnMut(f64)) -> WorkloadStats {
+        use oxmm::slab::{CacheArgs, SlabFlags};
+        let mut st = WorkloadStats::default();
+        // Stand-ins for subsystem caches, with Linux's object sizes and flags
+        // (reclaimable and memcg-accounted, so they do not merge with kmalloc).
+        let rcl = SlabFlags::RECLAIM_ACCOUNT | SlabFlags::ACCOUNT;
+        let caches: Vec<(oxmm::slab::CacheId, u64)> =
+            [("dentry", 192u32, rcl), ("inode_cache", 600, rcl), ("buffer_head", 104, SlabFlags::RECLAIM_ACCOUNT)]
+                .iter()
+                .filter_map(|&(name, size, flags)| {
+                    let args = CacheArgs { name, size, align: 0, flags: flags | SlabFlags::HWCACHE_ALIGN, ctor: None };
+                    m.kernel.kmem_cache_create(&args).ok().map(|id| (id, u64::from(size)))
+                })
+                .collect();
+        let mut live: Vec<(Option<oxmm::slab::CacheId>, oxmm::VirtAddr, u64)> = Vec::new();
+        let mut live_bytes = 0u64;
+        let cpus = m.config.nr_cpus() as u64;
+        let step = (self.ops / 100).max(1);
+        for i in 0..self.ops {
+            m.hal.set_cpu(m.rng.below(cpus) as usize);
+            while live.len() as u64 >= self.max_live || (!live.is_empty() && m.rng.below(2) == 0) {
+                let idx = m.rng.below(live.len() as u64) as usize;
+                let (c, va, sz) = live.swap_remove(idx);
+                match c {
+                    Some(id) => m.kernel.kmem_cache_free(id, va),
+                    None => m.kernel.kfree(va),
+                }
+                live_bytes -= sz;
+                st.frees += 1;
+            }
+            let pick = m.rng.below(4);
+            let got = if pick == 0 && !caches.is_empty() {
+                let (id, sz) = caches[m.rng.below(caches.len() as u64) as usize];
+                m.kernel.kmem_cache_alloc(id, Gfp::GFP_KERNEL | Gfp::NOWARN).map(|va| (Some(id), va, sz))
+            } else {
+                // Sizes spread over the classes, small ones most often.
+                let sz = 8u64 << (m.rng.below(11) * m.rng.below(2));
+                let sz = sz + m.rng.below(sz);
+                m.kernel.kmalloc(sz, Gfp::GFP_KERNEL | Gfp::NOWARN).map(|va| (None, va, sz))
+            };
+            match got {
+                Some(o) => {
+                    live_bytes += o.2;
+                    live.push(o);
+                    st.allocs += 1;
+                    st.peak_live_bytes = st.peak_live_bytes.max(live_bytes);
+                }
+                None => st.failures += 1,
+            }
+            m.hal.advance(OP_NS);
+            if i % step == 0 {
+                tick(i as f64 / self.ops as f64);
+            }
+        }
+        for (c, va, _) in live.drain(..) {
+            match c {
+                Some(id) => m.kernel.kmem_cache_free(id, va),
+                None => m.kernel.kfree(va),
+            }
+            st.frees += 1;
+        }
+        let ids: Vec<_> = m.kernel.slab.caches().map(|c| c.id).collect();
+        for id in ids {
+            let _ = m.kernel.kmem_cache_shrink(id);
+        }
+        tick(1.0);
+        st
+    }
 }
 
 /// Allocates and frees blocks of random order and kind (unmovable,
@@ -109,12 +201,16 @@ impl Workload {
                 p.max_order,
                 p.max_live_bytes >> 20
             ),
+            Workload::SlabChurn(s) => {
+                format!("slab_churn: {} kmalloc and cache allocations, at most {} objects live", s.ops, s.max_live)
+            }
         }
     }
     /// Runs the workload.
     pub fn run(&self, m: &mut Machine, tick: impl FnMut(f64)) -> WorkloadStats {
         match self {
             Workload::PageChurn(p) => p.run(m, tick),
+            Workload::SlabChurn(s) => s.run(m, tick),
         }
     }
 }
