@@ -235,3 +235,30 @@ fn slabinfo_and_sysfs_follow_slub() {
     assert!(slab_kb(k) <= slab0 + 8, "shrink returns the pages: {} vs {slab0}", slab_kb(k));
     assert!(oxmm::proc::render(k, "sys/kernel/slab/nope/order").is_none());
 }
+
+#[test]
+fn boot_creates_linux_subsystem_caches_with_linux_geometry() {
+    let m = machine();
+    let k = &m.kernel;
+    // (name, objsize, objperslab, pagesperslab) as a Linux 6.18 x86-64
+    // machine with 2 CPUs shows them in /proc/slabinfo.
+    for (name, size, per, pages) in [
+        ("vm_area_struct", 192, 21, 1),
+        ("anon_vma", 104, 39, 1),
+        ("anon_vma_chain", 64, 64, 1),
+        ("mm_struct", 1600, 20, 8),
+        ("task_struct", 5888, 5, 8),
+        ("files_cache", 704, 23, 4),
+        ("radix_tree_node", 584, 14, 2),
+        ("kmalloc-64", 64, 64, 1),
+        ("kmalloc-4k", 4096, 8, 8),
+        ("kmem_cache", 256, 16, 1),
+    ] {
+        let f = slabinfo_line(k, name);
+        assert_eq!(
+            (f[3].parse::<u32>().unwrap(), f[4].parse::<u32>().unwrap(), f[5].parse::<u32>().unwrap()),
+            (size, per, pages),
+            "{name}"
+        );
+    }
+}

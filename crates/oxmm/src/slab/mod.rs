@@ -228,6 +228,30 @@ pub struct SlabState {
     pub(crate) kmalloc: kmalloc::KmallocCaches,
     /// The boot caches for cache descriptors (`kmem_cache`, `kmem_cache_node`).
     boot_caches: spin::Once<(CacheId, CacheId)>,
+    /// Caches other subsystems create at boot on Linux.
+    pub subsystem: spin::Once<SubsystemCaches>,
+}
+
+/// The object caches Linux's subsystems create during boot
+/// (`proc_caches_init`, `fork_init`, `anon_vma_init`, `radix_tree_init`),
+/// with Linux's object sizes and flags, so the components that land later
+/// find them and /proc/slabinfo lists them from boot on.
+#[derive(Clone, Copy, Debug)]
+pub struct SubsystemCaches {
+    /// `vm_area_struct`.
+    pub vm_area_struct: CacheId,
+    /// `anon_vma`.
+    pub anon_vma: CacheId,
+    /// `anon_vma_chain`.
+    pub anon_vma_chain: CacheId,
+    /// `mm_struct`.
+    pub mm_struct: CacheId,
+    /// `task_struct`.
+    pub task_struct: CacheId,
+    /// `files_cache`.
+    pub files_cache: CacheId,
+    /// `radix_tree_node` (also the xarray's nodes).
+    pub radix_tree_node: CacheId,
 }
 
 impl SlabState {
@@ -240,6 +264,7 @@ impl SlabState {
             next_id: AtomicU32::new(1),
             kmalloc: kmalloc::KmallocCaches::default(),
             boot_caches: spin::Once::new(),
+            subsystem: spin::Once::new(),
         }
     }
 
@@ -329,11 +354,40 @@ impl Kernel {
         for id in [kc, kcn] {
             self.account_descriptor(id);
         }
-        if self.slab.kind == SlabKind::Slob {
-            // SLOB's kmalloc carves blocks from its own pages: no caches.
-            return Ok(());
+        // Under SLOB the kmalloc caches exist (as on Linux, for their names
+        // and sizes) but stay empty: SLOB's kmalloc carves blocks from its
+        // own pages.
+        self.create_kmalloc_caches()?;
+        self.create_subsystem_caches()
+    }
+
+    /// Creates the caches of [`SubsystemCaches`]. The sizes are what Linux
+    /// 6.x on x86-64 shows in /proc/slabinfo (`objsize`), reached from
+    /// each structure's size and the cache's flags.
+    fn create_subsystem_caches(&self) -> Result<(), SlabError> {
+        fn zero(b: &mut [u8]) {
+            b.fill(0);
         }
-        self.create_kmalloc_caches()
+        let acct = SlabFlags::PANIC | SlabFlags::ACCOUNT;
+        let mk = |name, size, flags, ctor: Option<Ctor>| {
+            self.kmem_cache_create(&CacheArgs { name, size, align: 0, flags, ctor })
+        };
+        let c = SubsystemCaches {
+            vm_area_struct: mk(
+                "vm_area_struct",
+                184,
+                acct | SlabFlags::TYPESAFE_BY_RCU | SlabFlags::HWCACHE_ALIGN,
+                None,
+            )?,
+            anon_vma: mk("anon_vma", 96, acct | SlabFlags::TYPESAFE_BY_RCU, Some(zero))?,
+            anon_vma_chain: mk("anon_vma_chain", 64, acct, None)?,
+            mm_struct: mk("mm_struct", 1576, acct | SlabFlags::HWCACHE_ALIGN, None)?,
+            task_struct: mk("task_struct", 5888, acct | SlabFlags::HWCACHE_ALIGN, None)?,
+            files_cache: mk("files_cache", 704, acct | SlabFlags::HWCACHE_ALIGN, None)?,
+            radix_tree_node: mk("radix_tree_node", 576, acct | SlabFlags::RECLAIM_ACCOUNT, Some(zero))?,
+        };
+        self.slab.subsystem.call_once(|| c);
+        Ok(())
     }
 
     /// Takes the `kmem_cache` and `kmem_cache_node` objects a new cache's
