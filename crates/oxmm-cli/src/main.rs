@@ -1,8 +1,13 @@
 //! The `oxmm` command: boots simulated machines, runs scenarios, prints
-//! Linux's /proc views, and runs the benchmarks.
+//! Linux's /proc views, writes run reports (`oxmm run --report DIR`, see
+//! [`report`]), and runs the benchmarks.
+
+mod html;
+mod plot;
+mod report;
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -32,6 +37,9 @@ enum Cmd {
         /// No progress bar and no summary: only the requested /proc files.
         #[arg(long)]
         quiet: bool,
+        /// Write a report into this directory: /proc snapshots, a time series (CSV), charts (SVG, PNG), index.html.
+        #[arg(long, value_name = "DIR")]
+        report: Option<PathBuf>,
     },
     /// Run a benchmark against its peers; prints `ratio <bench> <peer> <value>` lines.
     Bench {
@@ -54,7 +62,7 @@ enum Cmd {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
-        Cmd::Run { scenario, seed, proc, quiet } => run(scenario, seed, proc, quiet),
+        Cmd::Run { scenario, seed, proc, quiet, report } => run(scenario, seed, proc, quiet, report),
         Cmd::Bench { name, quick } => {
             let mut out = std::io::stdout().lock();
             oxmm_bench::run(&name, quick, &mut out)
@@ -70,10 +78,23 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(scenario: Option<PathBuf>) -> Result<Scenario, String> {
+fn load(scenario: Option<&Path>) -> Result<Scenario, String> {
     match scenario {
-        Some(p) => Scenario::load(&p).map_err(|e| e.to_string()),
+        Some(p) => Scenario::load(p).map_err(|e| e.to_string()),
         None => Ok(Scenario::default_scenario()),
+    }
+}
+
+/// The scenario's name and text for a report: the file name only (no host
+/// path, so reports compare across directories), or the embedded default.
+fn scenario_for_report(path: Option<&Path>, sc: &Scenario) -> Result<(String, String), String> {
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: cannot read the file: {e}", p.display()))?;
+            let name = p.file_name().map_or_else(|| sc.source.clone(), |n| n.to_string_lossy().into_owned());
+            Ok((name, text))
+        }
+        None => Ok((sc.source.clone(), oxmm_sim::scenario::DEFAULT_SCENARIO.to_string())),
     }
 }
 
@@ -89,13 +110,20 @@ fn boot(sc: &Scenario, seed: u64) -> Result<Machine, String> {
 struct Progress {
     on: bool,
     label: String,
+    /// The percentage last drawn, so a tick per operation redraws once per percent.
+    shown: Option<u32>,
 }
 
 impl Progress {
-    fn tick(&self, frac: f64) {
+    fn tick(&mut self, frac: f64) {
         if !self.on {
             return;
         }
+        let pct = (frac.clamp(0.0, 1.0) * 100.0) as u32;
+        if self.shown == Some(pct) {
+            return;
+        }
+        self.shown = Some(pct);
         let width = 40;
         let done = ((frac * width as f64) as usize).min(width);
         eprint!("\r{} [{}{}] {:3.0}%", self.label, "#".repeat(done), " ".repeat(width - done), frac * 100.0);
@@ -106,8 +134,14 @@ impl Progress {
     }
 }
 
-fn run(scenario: Option<PathBuf>, seed: Option<u64>, procs: Vec<String>, quiet: bool) -> Result<(), String> {
-    let sc = load(scenario)?;
+fn run(
+    scenario: Option<PathBuf>,
+    seed: Option<u64>,
+    procs: Vec<String>,
+    quiet: bool,
+    report_dir: Option<PathBuf>,
+) -> Result<(), String> {
+    let sc = load(scenario.as_deref())?;
     for p in &procs {
         let name = p.trim_start_matches("/proc/");
         if !oxmm::proc::FILES.contains(&name) {
@@ -115,13 +149,55 @@ fn run(scenario: Option<PathBuf>, seed: Option<u64>, procs: Vec<String>, quiet: 
         }
     }
     let seed = seed.unwrap_or(sc.seed);
+    // Read before the run, so an unreadable file fails early.
+    let report_scenario = report_dir.as_ref().map(|_| scenario_for_report(scenario.as_deref(), &sc)).transpose()?;
     let t0 = Instant::now();
     let mut m = boot(&sc, seed)?;
+    let mut report = match &report_dir {
+        Some(dir) => {
+            let interval = sc.report_interval_ns.unwrap_or_else(|| oxmm_sim::sampler::auto_interval_ns(&sc.workloads));
+            Some(report::Report::start(dir, &m, interval)?)
+        }
+        None => None,
+    };
     let mut stats = Vec::new();
+    let mut runs = Vec::new();
     for (i, w) in sc.workloads.iter().enumerate() {
-        let bar = Progress { on: !quiet && std::io::stderr().is_terminal(), label: format!("workload {i}") };
-        stats.push((w.describe(), w.run(&mut m, |f| bar.tick(f))));
+        let mut bar =
+            Progress { on: !quiet && std::io::stderr().is_terminal(), label: format!("workload {i}"), shown: None };
+        let start_ns = m.now_ns();
+        let st = w.run(&mut m, |m, f| {
+            if let Some(r) = report.as_mut() {
+                r.poll(m);
+            }
+            bar.tick(f);
+        });
+        if let Some(r) = report.as_mut() {
+            r.sample(&m);
+        }
+        runs.push(report::WorkloadRun { describe: w.describe(), stats: st.clone(), start_ns, end_ns: m.now_ns() });
+        stats.push((w.describe(), st));
     }
+    let index = match (report, report_scenario) {
+        (Some(r), Some((scenario, scenario_text))) => {
+            let k = &m.kernel;
+            let info = report::RunInfo {
+                scenario,
+                scenario_text,
+                seed,
+                machine: format!(
+                    "{} node(s), {} CPUs, {} MiB RAM; slab allocator: {}",
+                    k.nodes.len(),
+                    k.nr_cpus,
+                    sc.machine.total_mem() >> 20,
+                    sc.slab.name()
+                ),
+                workloads: runs,
+            };
+            Some(r.finish(&m, &info)?)
+        }
+        _ => None,
+    };
     let host = t0.elapsed();
     let mut out = std::io::stdout().lock();
     let w = |out: &mut std::io::StdoutLock, s: String| out.write_all(s.as_bytes()).map_err(|e| e.to_string());
@@ -148,6 +224,9 @@ fn run(scenario: Option<PathBuf>, seed: Option<u64>, procs: Vec<String>, quiet: 
             );
         }
         s += &format!("  time       {:.3} ms simulated, {:.3} s host\n", m.now_ns() as f64 / 1e6, host.as_secs_f64());
+        if let Some(index) = &index {
+            s += &format!("  report     {}\n", index.display());
+        }
         w(&mut out, s)?;
     }
     let list: Vec<String> = if procs.is_empty() && !quiet { vec!["meminfo".into()] } else { procs };

@@ -2,8 +2,9 @@
 //!
 //! Host-backed RAM ([`ram`]), the machine description and its firmware map
 //! ([`config`]), the booted machine with its clock, random source and
-//! scheduler ([`machine`], [`rng`], [`sched`]), and scenario files
-//! ([`scenario`]).
+//! scheduler ([`machine`], [`rng`], [`sched`]), scenario files
+//! ([`scenario`]), the workloads they run ([`workload`]), and time series
+//! of the machine's counters on the virtual clock ([`sampler`]).
 
 #![warn(missing_docs)]
 
@@ -11,6 +12,7 @@ pub mod config;
 pub mod machine;
 pub mod ram;
 pub mod rng;
+pub mod sampler;
 pub mod scenario;
 pub mod sched;
 pub mod workload;

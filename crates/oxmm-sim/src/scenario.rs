@@ -8,6 +8,7 @@
 //! ```toml
 //! seed = 1
 //! slab = "slub"                 # slub | slab | slob
+//! report_interval = "500us"     # sampling period of `oxmm run --report`
 //!
 //! [machine]
 //! cpus = 4                      # with `mem`: a single node
@@ -56,6 +57,10 @@ pub struct Scenario {
     pub sysctls: Vec<(String, String)>,
     /// Workloads, in file order.
     pub workloads: Vec<Workload>,
+    /// Virtual nanoseconds between two samples of `oxmm run --report`
+    /// (`report_interval`); `None` lets the report pick one from the
+    /// workloads' expected length.
+    pub report_interval_ns: Option<u64>,
 }
 
 /// A scenario that cannot be used: file, key, problem.
@@ -98,6 +103,22 @@ pub fn parse_size(s: &str) -> Option<u64> {
         _ => (&s[..], 1),
     };
     num.trim().parse::<u64>().ok()?.checked_mul(mult)
+}
+
+/// Parses a virtual-time duration into nanoseconds: a number with a unit,
+/// `250ns`, `500us`, `1ms`, `2s` (`µs` is accepted for `us`).
+pub fn parse_duration(s: &str) -> Option<u64> {
+    let s = s.trim().replace('_', "");
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let mult: u64 = match unit.trim() {
+        "ns" => 1,
+        "us" | "µs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        _ => return None,
+    };
+    num.parse::<u64>().ok()?.checked_mul(mult)
 }
 
 struct Ctx<'a> {
@@ -190,8 +211,26 @@ impl Scenario {
                 },
             }
         })?;
-        cx.unknown("", &root, &["seed", "slab", "machine", "sysctl", "workload"])?;
+        cx.unknown("", &root, &["seed", "slab", "machine", "sysctl", "workload", "report_interval"])?;
         let seed = root.get("seed").map(|v| cx.uint("seed", v)).transpose()?.unwrap_or(1);
+        let report_interval_ns = match root.get("report_interval") {
+            None => None,
+            Some(Value::String(s)) => match parse_duration(s) {
+                Some(ns) if ns > 0 => Some(ns),
+                Some(_) => return Err(cx.err("report_interval", "the interval must be longer than 0")),
+                None => {
+                    return Err(cx.err(
+                        "report_interval",
+                        format!("`{s}` is not a duration (use a number with ns, us, ms or s, such as \"500us\")"),
+                    ))
+                }
+            },
+            Some(v) => {
+                return Err(
+                    cx.err("report_interval", format!("expected a duration such as \"1ms\", found {}", v.type_str()))
+                )
+            }
+        };
         let slab = match root.get("slab") {
             None => SlabKind::Slub,
             Some(Value::String(s)) => match s.as_str() {
@@ -239,7 +278,7 @@ impl Scenario {
             }
         }
         let machine = MachineConfig { slab, ..machine };
-        Ok(Scenario { source: file.to_string(), machine, seed, slab, sysctls, workloads })
+        Ok(Scenario { source: file.to_string(), machine, seed, slab, sysctls, workloads, report_interval_ns })
     }
 }
 
@@ -381,5 +420,34 @@ fn parse_workload(cx: &Ctx, key: &str, t: &Table) -> Result<Workload, ScenarioEr
         other => Err(
             cx.err(&format!("{key}.kind"), format!("`{other}` is not a workload kind (known: page_churn, slab_churn)"))
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ns"), Some(250));
+        assert_eq!(parse_duration("500us"), Some(500_000));
+        assert_eq!(parse_duration("500 µs"), Some(500_000));
+        assert_eq!(parse_duration("1ms"), Some(1_000_000));
+        assert_eq!(parse_duration("2s"), Some(2_000_000_000));
+        assert_eq!(parse_duration("1_000us"), Some(1_000_000));
+        for bad in ["", "ms", "5", "5m", "1.5ms", "-1ms", "99999999999999999999s"] {
+            assert_eq!(parse_duration(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn report_interval_is_a_duration() {
+        let sc = Scenario::parse("report_interval = \"2ms\"\n", "t.toml").unwrap();
+        assert_eq!(sc.report_interval_ns, Some(2_000_000));
+        assert_eq!(Scenario::default_scenario().report_interval_ns, None);
+        let e = Scenario::parse("report_interval = 5\n", "t.toml").unwrap_err();
+        assert_eq!(e.key, "report_interval");
+        let e = Scenario::parse("report_interval = \"0ms\"\n", "t.toml").unwrap_err();
+        assert!(e.problem.contains("longer than 0"), "{e}");
     }
 }

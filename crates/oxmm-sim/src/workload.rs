@@ -2,6 +2,13 @@
 //! reproducible. This first one exercises the page allocator the way
 //! kernel code does; the program issue adds user-space workloads (access
 //! patterns, heap churn, fork servers, file I/O, traces).
+//!
+//! Every workload takes a progress callback, `tick(&Machine, fraction)`.
+//! It is called between operations, after each one (the clock has moved
+//! on), and once more with `1.0` when the workload has cleaned up, so a
+//! caller can both draw a progress bar and sample the machine on the
+//! virtual clock (`oxmm run --report`). It sees the machine read-only and
+//! must not consume random numbers, so observing a run never changes it.
 
 use std::collections::VecDeque;
 
@@ -38,8 +45,9 @@ impl Default for SlabChurn {
 }
 
 impl SlabChurn {
-    /// Runs on `m`, calling `tick` with the fraction done every 1% of ops.
-    pub fn run(&self, m: &mut Machine, mut tick: impl FnMut(f64)) -> WorkloadStats {
+    /// Runs on `m`, calling `tick` with the machine and the fraction done
+    /// after every operation (see the module doc).
+    pub fn run(&self, m: &mut Machine, mut tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
         use oxmm::slab::{CacheArgs, SlabFlags};
         let mut st = WorkloadStats::default();
         // Stand-ins for subsystem caches, with Linux's object sizes and flags
@@ -56,7 +64,6 @@ impl SlabChurn {
         let mut live: Vec<(Option<oxmm::slab::CacheId>, oxmm::VirtAddr, u64)> = Vec::new();
         let mut live_bytes = 0u64;
         let cpus = m.config.nr_cpus() as u64;
-        let step = (self.ops / 100).max(1);
         for i in 0..self.ops {
             m.hal.set_cpu(m.rng.below(cpus) as usize);
             while live.len() as u64 >= self.max_live || (!live.is_empty() && m.rng.below(2) == 0) {
@@ -89,9 +96,7 @@ impl SlabChurn {
                 None => st.failures += 1,
             }
             m.hal.advance(OP_NS);
-            if i % step == 0 {
-                tick(i as f64 / self.ops as f64);
-            }
+            tick(m, i as f64 / self.ops as f64);
         }
         for (c, va, _) in live.drain(..) {
             match c {
@@ -104,7 +109,7 @@ impl SlabChurn {
         for id in ids {
             let _ = m.kernel.kmem_cache_shrink(id);
         }
-        tick(1.0);
+        tick(m, 1.0);
         st
     }
 }
@@ -146,14 +151,14 @@ pub struct WorkloadStats {
 const OP_NS: u64 = 250;
 
 impl PageChurn {
-    /// Runs on `m`, calling `tick` with the fraction done every 1% of ops.
-    pub fn run(&self, m: &mut Machine, mut tick: impl FnMut(f64)) -> WorkloadStats {
+    /// Runs on `m`, calling `tick` with the machine and the fraction done
+    /// after every operation (see the module doc).
+    pub fn run(&self, m: &mut Machine, mut tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
         let mut st = WorkloadStats::default();
         let mut live: VecDeque<(Pfn, u32)> = VecDeque::new();
         let mut live_bytes = 0u64;
         let kinds = [Gfp::GFP_KERNEL, Gfp::GFP_KERNEL | Gfp::RECLAIMABLE, Gfp::GFP_HIGHUSER_MOVABLE, Gfp::GFP_ATOMIC];
         let cpus = m.config.nr_cpus() as u64;
-        let step = (self.ops / 100).max(1);
         for i in 0..self.ops {
             m.hal.set_cpu(m.rng.below(cpus) as usize);
             // Small orders dominate, as in a real kernel.
@@ -177,16 +182,14 @@ impl PageChurn {
                 None => st.failures += 1,
             }
             m.hal.advance(OP_NS);
-            if i % step == 0 {
-                tick(i as f64 / self.ops as f64);
-            }
+            tick(m, i as f64 / self.ops as f64);
         }
         while let Some((pfn, o)) = live.pop_front() {
             m.hal.set_cpu(m.rng.below(cpus) as usize);
             m.kernel.free_pages(pfn, o);
             st.frees += 1;
         }
-        tick(1.0);
+        tick(m, 1.0);
         st
     }
 }
@@ -206,8 +209,18 @@ impl Workload {
             }
         }
     }
-    /// Runs the workload.
-    pub fn run(&self, m: &mut Machine, tick: impl FnMut(f64)) -> WorkloadStats {
+    /// Virtual time the workload's operations take on the clock (each
+    /// allocation attempt advances it by a fixed step), for choosing a
+    /// sampling period before the run.
+    pub fn expected_virtual_ns(&self) -> u64 {
+        let ops = match self {
+            Workload::PageChurn(p) => p.ops,
+            Workload::SlabChurn(s) => s.ops,
+        };
+        ops.saturating_mul(OP_NS)
+    }
+    /// Runs the workload; `tick` is the progress callback of the module doc.
+    pub fn run(&self, m: &mut Machine, tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
         match self {
             Workload::PageChurn(p) => p.run(m, tick),
             Workload::SlabChurn(s) => s.run(m, tick),
