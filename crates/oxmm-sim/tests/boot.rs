@@ -42,23 +42,25 @@ fn boot_64g_two_nodes_with_pci_hole_counts_like_linux() {
     // Normal on node 0: 4 GiB..33 GiB, no holes. Node 0 has 24 + 232 = 256
     // present 128 MiB sections; each needs 2 MiB of struct page (32768 x 64
     // bytes) = 131072 pages, allocated top-down from the node's own memory,
-    // plus 4 pages of pageblock flags (256 sections x 64 bytes).
+    // plus 4 pages of pageblock flags (256 sections x 64 bytes), plus the
+    // first percpu chunk's units of the node's 2 CPUs (63 pages each),
+    // embedded node-locally from memblock as pcpu_embed_first_chunk does.
     let n0 = z(0, ZoneType::Normal);
     assert_eq!((n0.zone_start_pfn, n0.spanned_pages, n0.present_pages), (0x10_0000, 7_602_176, 7_602_176));
-    assert_eq!(n0.managed(), 7_602_176 - 131_072 - 4);
+    assert_eq!(n0.managed(), 7_602_176 - 131_072 - 4 - 2 * 63);
 
     // Node 1: only Normal, 33 GiB..65 GiB, 256 sections of memmap again.
     let n1 = z(1, ZoneType::Normal);
     assert_eq!((n1.zone_start_pfn, n1.spanned_pages, n1.present_pages), (0x84_0000, 8_388_608, 8_388_608));
-    assert_eq!(n1.managed(), 8_388_608 - 131_072 - 4);
+    assert_eq!(n1.managed(), 8_388_608 - 131_072 - 4 - 2 * 63);
     assert!(!z(1, ZoneType::Dma).populated() && !z(1, ZoneType::Dma32).populated());
     assert!(!z(0, ZoneType::Movable).populated());
     assert_eq!(k.boot.memmap_boot_pages, 2 * 131_072);
 
     // min_free_kbytes = int_sqrt(16 * lowmem KiB), lowmem = managed pages of
-    // DMA..Normal = 16508664 pages = 66034656 KiB -> int_sqrt(1056554496) = 32504.
+    // DMA..Normal = 16508412 pages = 66033648 KiB -> int_sqrt(1056538368) = 32504.
     let total: u64 = k.totalram_pages();
-    assert_eq!(total, 3840 + 776_192 + 7_471_100 + 8_257_532);
+    assert_eq!(total, 3840 + 776_192 + 7_470_974 + 8_257_406);
     assert_eq!(k.sysctl_get("vm.min_free_kbytes").unwrap(), "32504");
     // Each zone gets min in proportion to its size: 8126 pages * managed / total.
     // low = min + max(min/4, managed * 10 / 10000), high = low + the same step.
@@ -72,11 +74,11 @@ fn boot_64g_two_nodes_with_pci_hole_counts_like_linux() {
     // lowmem_reserve: DMA keeps (DMA32 + Normal managed) / 256 from Normal allocations.
     assert_eq!(
         dma.lowmem_reserve[ZoneType::Normal as usize].load(std::sync::atomic::Ordering::Relaxed),
-        (776_192 + 7_471_100) / 256
+        (776_192 + 7_470_974) / 256
     );
     assert_eq!(
         dma32.lowmem_reserve[ZoneType::Normal as usize].load(std::sync::atomic::Ordering::Relaxed),
-        7_471_100 / 256
+        7_470_974 / 256
     );
 
     // Zonelists: local node's zones highest first, then the other node's.
@@ -124,6 +126,7 @@ fn small_machine_without_hole() {
     assert!(!k.nodes[0].zones[ZoneType::Normal as usize].populated(), "1 GiB fits below 4 GiB: no Normal zone");
     let dma32 = &k.nodes[0].zones[ZoneType::Dma32 as usize];
     assert_eq!(dma32.present_pages, (GIB - 16 * MIB) >> 12);
-    // One node, 8 sections: 8 x 2 MiB memmap + 1 page of pageblock flags + 24 MiB image.
-    assert_eq!(dma32.managed(), dma32.present_pages - 8 * 512 - 1 - 6144);
+    // One node, 8 sections: 8 x 2 MiB memmap + 1 page of pageblock flags +
+    // 24 MiB image + the first percpu chunk (one CPU: 63 pages).
+    assert_eq!(dma32.managed(), dma32.present_pages - 8 * 512 - 1 - 6144 - 63);
 }

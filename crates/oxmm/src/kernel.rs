@@ -133,6 +133,8 @@ pub struct Kernel {
     pub slab: crate::slab::SlabState,
     /// The vmalloc range.
     pub vmalloc: crate::vmalloc::VmallocState,
+    /// The per-cpu allocator.
+    pub percpu: crate::percpu::PercpuState,
     /// The HAL's running-CPU cell, when it offers one ([`Hal::cpu_cell`]).
     pub cpu_cell: Option<Arc<core::sync::atomic::AtomicUsize>>,
     /// Set while CPUs run on several host threads: the CPU then comes from

@@ -21,6 +21,7 @@
 //! | [`printk`] | `printk` | the kernel log |
 //! | [`slab`] | `slab_common.c`, `slub.c` | kmem caches, SLUB, kmalloc |
 //! | [`vmalloc`] | `vmalloc.c` | kernel virtual areas, lazy purging |
+//! | [`percpu`] | `percpu.c`, `percpu-vm.c` | per-cpu chunks: the boot chunk, vmalloc chunks |
 //! | [`arch`] | `arch/x86/mm` | the x86-64 layout |
 //! | [`debug_vm`] | `debug_vm` | invariant checkers |
 //!
@@ -43,6 +44,7 @@ pub mod mm_init;
 pub mod mmzone;
 pub mod page;
 pub mod page_alloc;
+pub mod percpu;
 pub mod printk;
 pub mod proc;
 pub mod slab;

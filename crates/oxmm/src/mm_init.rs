@@ -65,6 +65,8 @@ pub enum BootError {
     RamBeyondMapping,
     /// The boot slab caches could not be created.
     SlabInit,
+    /// memblock could not find room for the first per-cpu chunk.
+    Percpu,
 }
 
 impl fmt::Display for BootError {
@@ -76,6 +78,7 @@ impl fmt::Display for BootError {
             BootError::KernelImage => write!(f, "the kernel image does not fit in RAM at 16 MiB"),
             BootError::RamBeyondMapping => write!(f, "the memory map names RAM beyond the machine's physical memory"),
             BootError::SlabInit => write!(f, "the boot slab caches could not be created"),
+            BootError::Percpu => write!(f, "no room for the first per-cpu chunk"),
         }
     }
 }
@@ -220,6 +223,12 @@ pub fn boot(params: &BootParams, mem: Arc<PhysMem>, hal: Arc<dyn Hal>) -> Result
         }
     }
 
+    // The first per-cpu chunk (setup_per_cpu_areas): each node's units are
+    // a memblock allocation on that node, so they stay reserved (not in
+    // MemTotal) when memblock_free_all hands the rest to the buddy.
+    let percpu = crate::percpu::PercpuState::embed_first_chunk(&mut mb, &mem, &params.cpu_to_node)
+        .map_err(|_| BootError::Percpu)?;
+
     // Nodes and zones, with present pages from memblock.
     let nodes: Vec<Node> = (0..nr_nodes)
         .map(|nid| {
@@ -271,9 +280,13 @@ pub fn boot(params: &BootParams, mem: Arc<PhysMem>, hal: Arc<dyn Hal>) -> Result
         bad_pages: Default::default(),
         slab: crate::slab::SlabState::new(params.slab),
         vmalloc: Default::default(),
+        percpu,
         cpu_cell: hal.cpu_cell(),
         threaded: Default::default(),
     };
+    for line in k.percpu.first_chunk_report() {
+        k.log.info(format_args!("{line}"));
+    }
     build_all_zonelists(&mut k);
     for z in k.zones() {
         k.zone_pcp_update(z);

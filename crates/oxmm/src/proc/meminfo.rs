@@ -86,8 +86,8 @@ pub fn meminfo(k: &Kernel) -> String {
     let sunreclaim = node(NodeStat::NrSlabUnreclaimable);
     let [dm4k, dm2m, dm1g] = k.boot.direct_map;
     // Components not built yet report 0: swap, zswap, NFS, bounce
-    // buffers, FUSE writeback, overcommit accounting, vmalloc, percpu and
-    // the hugetlb pools.
+    // buffers, FUSE writeback, overcommit accounting, vmalloc and the
+    // hugetlb pools.
     let fields: [(&str, u64, Unit); 54] = [
         ("MemTotal", totalram, Unit::Pages),
         ("MemFree", freeram, Unit::Pages),
@@ -127,7 +127,7 @@ pub fn meminfo(k: &Kernel) -> String {
         ("VmallocTotal", VMALLOC_TOTAL >> 10, Unit::Kb),
         ("VmallocUsed", k.vmalloc.nr_pages.load(core::sync::atomic::Ordering::Relaxed), Unit::Pages),
         ("VmallocChunk", 0, Unit::Pages),
-        ("Percpu", 0, Unit::Pages),
+        ("Percpu", k.pcpu_nr_pages(), Unit::Pages),
         ("AnonHugePages", node(NodeStat::NrAnonTransparentHugepages), Unit::Pages),
         ("ShmemHugePages", node(NodeStat::NrShmemHugepages), Unit::Pages),
         ("ShmemPmdMapped", node(NodeStat::NrShmemPmdmapped), Unit::Pages),
