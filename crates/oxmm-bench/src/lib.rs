@@ -17,6 +17,7 @@
 
 pub mod harness;
 pub mod page_alloc;
+pub mod slab;
 
 use std::io::Write;
 
@@ -32,11 +33,18 @@ pub struct Bench {
 }
 
 /// Every bench, in the order `names` lists them.
-pub const BENCHES: &[Bench] = &[Bench {
-    name: "page_alloc",
-    about: "order-0 and mixed-order page alloc/free vs buddy_system_allocator's FrameAllocator and talc",
-    run: page_alloc::run,
-}];
+pub const BENCHES: &[Bench] = &[
+    Bench {
+        name: "page_alloc",
+        about: "order-0 and mixed-order page alloc/free vs buddy_system_allocator's FrameAllocator and talc",
+        run: page_alloc::run,
+    },
+    Bench {
+        name: "slab",
+        about: "kmalloc/kfree (SLUB) of 8..4096 bytes on 1 and 2 threads vs glibc malloc/free and slabmalloc",
+        run: slab::run,
+    },
+];
 
 const NAMES: &[&str] = &{
     let mut names = [""; BENCHES.len()];
@@ -68,7 +76,7 @@ mod tests {
 
     #[test]
     fn names_match_the_registry() {
-        assert_eq!(names(), ["page_alloc"]);
+        assert_eq!(names(), ["page_alloc", "slab"]);
         assert!(BENCHES.iter().zip(names()).all(|(b, n)| b.name == *n && !b.about.is_empty()));
     }
 
