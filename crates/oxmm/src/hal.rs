@@ -109,6 +109,7 @@ impl PhysMem {
         self.base.as_ptr().wrapping_add(pa.0 as usize)
     }
 
+    #[inline]
     fn check(&self, pa: PhysAddr, len: u64, align: u64) {
         assert!(
             pa.0.is_multiple_of(align) && pa.0.checked_add(len).is_some_and(|end| end <= self.size),
@@ -123,6 +124,7 @@ impl PhysMem {
     ///
     /// # Panics
     /// If the range leaves RAM or `pa` is not aligned for `T`.
+    #[inline]
     pub fn view<T: RamView>(&self, pa: PhysAddr, count: usize) -> &[T] {
         let len = (count * core::mem::size_of::<T>()) as u64;
         self.check(pa, len, core::mem::align_of::<T>() as u64);

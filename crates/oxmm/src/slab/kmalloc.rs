@@ -191,7 +191,11 @@ impl Kernel {
         let page = self.memmap.page(folio.pfn);
         if page.test(pg::SLAB) {
             let id = CacheId(page.mapping.load(Relaxed) as u32);
-            self.kmem_cache_free(id, obj);
+            match self.slab.cache(id) {
+                // SLUB: straight to its free path, the cache already found.
+                Some(c) if matches!(c.imp, super::CacheImpl::Slub(_)) => self.slub_free(c, obj, true),
+                _ => self.kmem_cache_free(id, obj),
+            }
             return;
         }
         // A large kmalloc: a compound page of order >= 1 starting at obj.

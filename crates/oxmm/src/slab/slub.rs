@@ -797,6 +797,11 @@ impl Kernel {
         if cnt.frozen {
             return;
         }
+        if prior != 0 && cnt.inuse > 0 {
+            // It was partial and stays partial: no list moves, no node lock
+            // (Linux's `if (likely(!n))` case).
+            return;
+        }
         if prior == 0 && s.cpu_partial_slabs > 0 {
             // It was full and on no list: keep it close, on this CPU's chain.
             self.push_cpu_partial(c, cpu, slab);
