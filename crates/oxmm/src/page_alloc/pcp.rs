@@ -338,7 +338,13 @@ impl Kernel {
         self.free_pcppages_bulk(zone, n, pcp, &mut v, pindex);
         pcp.set(&v);
         if zone.test_flag(zone_flags::BELOW_HIGH)
-            && self.zone_watermark_ok(zone, 0, zone.wmark_pages(Wmark::High), zone.kind as usize, 0)
+            && self.zone_watermark_ok(
+                zone,
+                0,
+                zone.wmark_pages(Wmark::High),
+                crate::mmzone::ZoneType::Movable as usize,
+                0,
+            )
         {
             zone.flags.fetch_and(!zone_flags::BELOW_HIGH, Relaxed);
         }

@@ -723,7 +723,7 @@ impl Kernel {
         let slab = Pfn(slab);
         let s = imp(c);
         let page = self.memmap.page(slab);
-        let cnt = {
+        let (cnt, has_free) = {
             let _l = SlabLock::lock(page);
             let mut cnt = self.slab_counters(slab);
             while fl != 0 {
@@ -735,14 +735,16 @@ impl Kernel {
             }
             cnt.frozen = false;
             self.set_counters(slab, cnt);
-            cnt
+            // Decided under the lock: once it drops, a remote free may see
+            // the slab full-and-unfrozen and put it on a list itself.
+            (cnt, page.index.load(Relaxed) != 0)
         };
         let node = page.nid();
         let mut lists = s.node[node].list_lock.lock();
         if cnt.inuse == 0 && lists.nr_partial >= s.min_partial {
             drop(lists);
             self.discard_slab(c, slab);
-        } else if page.index.load(Relaxed) != 0 {
+        } else if has_free {
             self.add_partial(&mut lists, slab, false);
         }
     }
