@@ -308,7 +308,8 @@ impl Kernel {
         let batch = v.batch;
         let free_high = false;
         if v.free_count < (batch << PCP_BATCH_SCALE_MAX) {
-            v.free_count = (v.free_count + (1 << order)).min(batch << PCP_BATCH_SCALE_MAX);
+            // Below the cap it grows by the whole block, as Linux does (it may overshoot).
+            v.free_count += 1 << order;
         }
         let high = v.nr_pcp_high(zone, batch, free_high);
         if v.count >= high {
