@@ -747,3 +747,18 @@ fn pgfree_counts_every_free() {
     assert_eq!(k.vm_event(VmEvent::Pgfree), before + 33);
     check(k);
 }
+
+#[test]
+fn freeing_a_frame_outside_ram_is_reported_and_ignored() {
+    let m = small(1);
+    let k = &m.kernel;
+    let free0 = k.nr_free_pages() + k.pcp_pages();
+    // The PCI-less 256 MiB machine has no memory at 1 GiB, and none past its end.
+    for pfn in [Pfn((1 << 30) >> 12), Pfn(k.memmap.max_pfn() + 5), Pfn(u64::MAX >> 12)] {
+        k.free_pages(pfn, 0);
+        k.free_frozen_pages(pfn, 3);
+    }
+    assert_eq!(k.log.count_matching(Level::Err, "which has no memmap"), 6);
+    assert_eq!(k.nr_free_pages() + k.pcp_pages(), free0, "nothing entered the free lists");
+    check(k);
+}

@@ -560,6 +560,10 @@ impl Kernel {
     /// still referenced elsewhere frees all but the first page.
     #[inline]
     pub fn free_pages(&self, pfn: Pfn, order: u32) {
+        if !self.memmap.pfn_valid(pfn) {
+            self.free_invalid_pfn(pfn);
+            return;
+        }
         let page = self.memmap.page(pfn);
         let head = page.test(pg::HEAD);
         if self.put_page_testzero(page) {
@@ -598,7 +602,20 @@ impl Kernel {
 
     /// Frees a block whose reference count is zero (`free_frozen_pages`).
     pub fn free_frozen_pages(&self, pfn: Pfn, order: u32) {
+        if !self.memmap.pfn_valid(pfn) {
+            self.free_invalid_pfn(pfn);
+            return;
+        }
         self.free_frozen_page(pfn, self.memmap.page(pfn), order)
+    }
+
+    /// A free of a frame outside RAM: reported and ignored (Linux would
+    /// scribble on whatever memmap the PFN hits).
+    #[cold]
+    #[inline(never)]
+    fn free_invalid_pfn(&self, pfn: Pfn) {
+        self.log.err(format_args!("BUG: free of pfn {:#x}, which has no memmap", pfn.0));
+        self.bad_pages.fetch_add(1, Relaxed);
     }
 
     #[inline]
