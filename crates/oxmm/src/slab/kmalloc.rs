@@ -193,7 +193,7 @@ impl Kernel {
             let id = CacheId(page.mapping.load(Relaxed) as u32);
             match self.slab.cache(id) {
                 // SLUB: straight to its free path, the cache already found.
-                Some(c) if matches!(c.imp, super::CacheImpl::Slub(_)) => self.slub_free(c, obj, true),
+                Some(c) if matches!(c.imp, super::CacheImpl::Slub(_)) => self.slub_free_at(c, folio.pfn, page, obj),
                 _ => self.kmem_cache_free(id, obj),
             }
             return;

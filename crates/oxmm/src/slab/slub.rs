@@ -56,7 +56,10 @@ const NODE_PARTIAL: u64 = pg::WORKINGSET;
 pub struct SlubCpu {
     /// Next free object of the cpu slab (a kernel address, 0: none).
     pub freelist: AtomicU64,
-    /// Transaction id, bumped on every operation (`tid`).
+    /// Transaction id (`tid`), bumped when the cpu slab changes. Linux
+    /// bumps it on every operation because its lockless fast path is a
+    /// cmpxchg on (freelist, tid); here the owning CPU alone touches this
+    /// structure, so only slab changes are counted.
     pub tid: AtomicU64,
     /// The cpu slab's head PFN, or NIL.
     pub slab: AtomicU64,
@@ -555,7 +558,6 @@ impl Kernel {
         if obj != 0 && (nid == usize::MAX || self.slab_nid(cpu.slab.load(Relaxed)) == nid) {
             let next = self.get_freepointer(c, VirtAddr(obj));
             cpu.freelist.store(next, Relaxed);
-            cpu.tid.store(cpu.tid.load(Relaxed).wrapping_add(1), Relaxed);
             return Some(VirtAddr(obj));
         }
         self.slub_alloc_slow(c, cpu, gfp, nid)
@@ -571,6 +573,8 @@ impl Kernel {
 
     /// The slow path (`___slab_alloc`): refill from the cpu slab's remote
     /// frees, the cpu partial chain, the node partial lists, or a new slab.
+    #[cold]
+    #[inline(never)]
     fn slub_alloc_slow(&self, c: &KmemCache, cpu: &SlubCpu, gfp: Gfp, nid: usize) -> Option<VirtAddr> {
         let node_ok = |slab: u64| nid == usize::MAX || self.slab_nid(slab) == nid;
         let load = |cpu: &SlubCpu, fl: u64| {
@@ -767,6 +771,25 @@ impl Kernel {
                 .err(format_args!("kmem_cache_free({}, {:#x}): object is not in a slab of this cache", c.name, obj.0));
             return;
         };
+        self.slub_free_in(c, slab, obj);
+    }
+
+    /// [`Kernel::slub_free`] for a caller that found the slab's head page
+    /// already (`kfree`); checks that `obj` starts an object slot of it.
+    #[inline]
+    pub(crate) fn slub_free_at(&self, c: &KmemCache, head: Pfn, hp: &Page, obj: VirtAddr) {
+        let off = (obj.0 - self.slab_base(head).0).wrapping_sub(u64::from(c.red_left_pad));
+        let idx = (off * c.reciprocal_size) >> 32;
+        if idx * u64::from(c.size) != off || idx >= u64::from(Counters::unpack(hp.private.load(Relaxed)).objects) {
+            self.log
+                .err(format_args!("kmem_cache_free({}, {:#x}): object is not in a slab of this cache", c.name, obj.0));
+            return;
+        }
+        self.slub_free_in(c, head, obj);
+    }
+
+    #[inline]
+    fn slub_free_in(&self, c: &KmemCache, slab: Pfn, obj: VirtAddr) {
         if c.flags.intersects(SlabFlags::DEBUG_FLAGS) {
             self.slub_free_debug(c, slab, obj);
             return;
@@ -776,13 +799,14 @@ impl Kernel {
         if cpu.slab.load(Relaxed) == slab.0 {
             self.set_freepointer(c, obj, cpu.freelist.load(Relaxed));
             cpu.freelist.store(obj.0, Relaxed);
-            cpu.tid.store(cpu.tid.load(Relaxed).wrapping_add(1), Relaxed);
             return;
         }
         self.slab_free_slow(c, cpu, slab, obj);
     }
 
     /// Frees to a slab that is not this CPU's (`__slab_free`).
+    #[cold]
+    #[inline(never)]
     fn slab_free_slow(&self, c: &KmemCache, cpu: &SlubCpu, slab: Pfn, obj: VirtAddr) {
         let s = imp(c);
         let page = self.memmap.page(slab);
