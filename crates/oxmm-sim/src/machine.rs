@@ -104,7 +104,13 @@ pub struct Machine {
     pub sched: Scheduler,
     /// Host time boot took.
     pub boot_time: Duration,
+    /// Virtual time of the next periodic kernel work.
+    next_vmstat_ns: u64,
+    next_reap_ns: u64,
 }
+
+/// Period of `vmstat_update` (`vm.stat_interval`: 1 s).
+pub const VMSTAT_INTERVAL_NS: u64 = 1_000_000_000;
 
 impl Machine {
     /// Builds and boots a machine; `seed` feeds every random choice.
@@ -126,12 +132,39 @@ impl Machine {
             rng: SimRng::new(seed),
             sched: Scheduler::new(config.nr_cpus()),
             boot_time: t0.elapsed(),
+            next_vmstat_ns: VMSTAT_INTERVAL_NS,
+            next_reap_ns: oxmm::slab::slab::REAPTIMEOUT_AC_NS,
         })
     }
 
     /// Virtual nanoseconds since boot.
     pub fn now_ns(&self) -> u64 {
         self.hal.now_ns()
+    }
+
+    /// Advances the virtual clock and runs the periodic kernel work that
+    /// came due, each on its CPU as Linux's per-CPU work items run:
+    /// `vmstat_update` every second (pcp high decay) and SLAB's
+    /// `cache_reap` every two seconds. The running CPU is restored after.
+    pub fn advance(&mut self, ns: u64) {
+        self.hal.advance(ns);
+        let now = self.hal.now_ns();
+        if now < self.next_vmstat_ns && now < self.next_reap_ns {
+            return;
+        }
+        let cur = self.kernel.this_cpu();
+        if now >= self.next_vmstat_ns {
+            for cpu in 0..self.config.nr_cpus() {
+                self.hal.set_cpu(cpu);
+                self.kernel.vmstat_update(cpu);
+            }
+            self.next_vmstat_ns = now + VMSTAT_INTERVAL_NS;
+        }
+        if now >= self.next_reap_ns {
+            self.kernel.slab_cache_reap();
+            self.next_reap_ns = now + oxmm::slab::slab::REAPTIMEOUT_AC_NS;
+        }
+        self.hal.set_cpu(cur);
     }
 
     /// Switches to threaded mode: from now on each host thread that uses

@@ -95,7 +95,7 @@ impl SlabChurn {
                 }
                 None => st.failures += 1,
             }
-            m.hal.advance(OP_NS);
+            m.advance(OP_NS);
             tick(m, i as f64 / self.ops as f64);
         }
         for (c, va, _) in live.drain(..) {
@@ -181,7 +181,7 @@ impl PageChurn {
                 }
                 None => st.failures += 1,
             }
-            m.hal.advance(OP_NS);
+            m.advance(OP_NS);
             tick(m, i as f64 / self.ops as f64);
         }
         while let Some((pfn, o)) = live.pop_front() {

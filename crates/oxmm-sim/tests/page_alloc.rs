@@ -762,3 +762,29 @@ fn freeing_a_frame_outside_ram_is_reported_and_ignored() {
     assert_eq!(k.nr_free_pages() + k.pcp_pages(), free0, "nothing entered the free lists");
     check(k);
 }
+
+#[test]
+fn idle_pcp_lists_decay_to_high_min() {
+    let mut m = small(1);
+    // Grow CPU 0's list: allocate a few thousand pages, then free them all;
+    // the free path raises `high` toward high_max while the CPU keeps freeing.
+    let pages: Vec<Pfn> = (0..6000).map(|_| m.kernel.alloc_pages(Gfp::GFP_KERNEL, 0).expect("page")).collect();
+    for p in pages {
+        m.kernel.free_pages(p, 0);
+    }
+    let pcp = |m: &Machine| m.kernel.nodes[0].zones[ZoneType::Dma32 as usize].per_cpu[0].pcp.get();
+    let v0 = pcp(&m);
+    assert!(v0.high > v0.high_min && v0.count > v0.high_min, "the list grew: {v0:?}");
+    // Each second of idle virtual time (vmstat_update) cuts high by an
+    // eighth and frees what is above it, down to high_min.
+    m.advance(1_000_000_000);
+    let v1 = pcp(&m);
+    assert!(v1.high < v0.high && v1.count <= v1.high, "{v0:?} -> {v1:?}");
+    for _ in 0..60 {
+        m.advance(1_000_000_000);
+    }
+    let v = pcp(&m);
+    assert_eq!(v.high, v.high_min);
+    assert!(v.count <= v.high_min);
+    check(&m.kernel);
+}

@@ -390,6 +390,38 @@ impl Kernel {
         pcp.set(&v);
     }
 
+    /// Lets an idle CPU's lists shrink (`decay_pcp_high`): `high` drops by
+    /// an eighth toward `high_min` (at most what one scaled batch frees),
+    /// and pages above the new `high` go back to the buddy lists. Runs on
+    /// the CPU that owns the lists; returns whether more decay is due.
+    pub fn decay_pcp_high(&self, zone: &Zone, cpu: usize) -> bool {
+        let pcp = &zone.per_cpu[cpu].pcp;
+        let mut v = pcp.get();
+        let mut todo = false;
+        if v.high > v.high_min {
+            let by_count = v.count.saturating_sub(v.batch << PCP_BATCH_SCALE_MAX);
+            v.high = by_count.max(v.high - (v.high >> 3)).max(v.high_min);
+            todo |= v.high > v.high_min;
+        }
+        if v.count > v.high {
+            let n = v.count - v.high;
+            self.free_pcppages_bulk(zone, n, pcp, &mut v, 0);
+            todo = true;
+        }
+        pcp.set(&v);
+        todo
+    }
+
+    /// The periodic per-CPU statistics work (`vmstat_update` ->
+    /// `refresh_cpu_vm_stats`): today its pageset part, the decay of every
+    /// zone's pcp high mark on this CPU. Linux runs it every second
+    /// (`vm.stat_interval`).
+    pub fn vmstat_update(&self, cpu: usize) {
+        for zone in self.zones().filter(|z| z.populated()) {
+            self.decay_pcp_high(zone, cpu);
+        }
+    }
+
     /// Empties every CPU's lists in every zone (`drain_all_pages(NULL)`).
     pub fn drain_all_pages(&self) {
         for node in &self.nodes {
