@@ -223,3 +223,106 @@ impl Kernel {
         self.pgtable_free(table);
     }
 }
+
+/// Swap-entry bits that survive in a non-present PTE (`_PAGE_SWP_*`):
+/// soft-dirty in RW's place, userfaultfd write-protect in USER's, and
+/// "exclusive" (no other mapping may share the swapped page) in PWT's.
+#[allow(missing_docs)]
+pub mod swp_bits {
+    pub const SOFT_DIRTY: u64 = super::bits::RW;
+    pub const UFFD_WP: u64 = super::bits::USER;
+    pub const EXCLUSIVE: u64 = super::bits::PWT;
+}
+
+/// Bits of the swap type in a PTE (`SWP_TYPE_BITS`): 32 swap devices.
+pub const SWP_TYPE_BITS: u32 = 5;
+/// First bit of the offset, just above PROTNONE (`SWP_OFFSET_FIRST_BIT`).
+pub const SWP_OFFSET_FIRST_BIT: u32 = 9;
+const SWP_OFFSET_SHIFT: u32 = SWP_OFFSET_FIRST_BIT + SWP_TYPE_BITS;
+
+/// A swap entry: which device and which slot (`swp_entry_t`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
+pub struct SwpEntry {
+    /// Swap device (`swp_type`), below 32.
+    pub kind: u32,
+    /// Slot on the device (`swp_offset`).
+    pub offset: u64,
+}
+
+/// Largest offset a PTE can hold: 64 - 5 type bits - 14 shift bits + 5.
+pub const SWP_OFFSET_MAX: u64 = (1 << (64 - SWP_OFFSET_SHIFT)) - 1;
+
+/// Encodes a swap entry as a non-present PTE, as x86-64 does
+/// (`__swp_entry` + `__swp_entry_to_pte`): the type in the top five bits,
+/// the offset inverted below it, so a stale entry read speculatively as a
+/// frame number points at high, unpopulated physical memory (the L1TF
+/// mitigation). Bits 0..8 (present, PROTNONE...) stay clear.
+#[inline]
+pub const fn swp_entry_to_pte(e: SwpEntry) -> u64 {
+    ((!e.offset) << SWP_OFFSET_SHIFT >> SWP_TYPE_BITS) | ((e.kind as u64) << (64 - SWP_TYPE_BITS))
+}
+
+/// Decodes a swap PTE (`__pte_to_swp_entry` + `__swp_type`/`__swp_offset`),
+/// ignoring the `_PAGE_SWP_*` flag bits.
+#[inline]
+pub const fn pte_to_swp_entry(pte: u64) -> SwpEntry {
+    SwpEntry { kind: (pte >> (64 - SWP_TYPE_BITS)) as u32, offset: (!pte) << SWP_TYPE_BITS >> SWP_OFFSET_SHIFT }
+}
+
+/// Is the entry empty (`pte_none`)?
+#[inline]
+pub const fn pte_none(pte: u64) -> bool {
+    pte == 0
+}
+
+/// Does the entry map a page, counting PROT_NONE mappings, which are
+/// present to the kernel though not to the MMU (`pte_present`)?
+#[inline]
+pub const fn pte_present(pte: u64) -> bool {
+    pte & (bits::PRESENT | bits::PROTNONE) != 0
+}
+
+/// Is the entry a swap (or migration, device...) entry (`is_swap_pte`)?
+#[inline]
+pub const fn is_swap_pte(pte: u64) -> bool {
+    !pte_none(pte) && !pte_present(pte)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn swap_entries_round_trip_and_stay_non_present() {
+        for kind in [0u32, 1, 7, 31] {
+            for offset in [0u64, 1, 0x1234, SWP_OFFSET_MAX / 3, SWP_OFFSET_MAX] {
+                let e = SwpEntry { kind, offset };
+                let pte = swp_entry_to_pte(e);
+                assert_eq!(pte_to_swp_entry(pte), e);
+                assert!(is_swap_pte(pte) || (kind == 0 && offset == SWP_OFFSET_MAX && pte == 0));
+                assert_eq!(pte & 0x1ff, 0, "bits 0..8 clear: not present, not PROTNONE");
+                // The flag bits may be set without disturbing the entry.
+                let flagged = pte | swp_bits::SOFT_DIRTY | swp_bits::UFFD_WP | swp_bits::EXCLUSIVE;
+                assert_eq!(pte_to_swp_entry(flagged), e);
+            }
+        }
+        // Offset 0 of device 0: the inverted offset sets every high frame
+        // bit, so the PFN field points far above any RAM.
+        let pte = swp_entry_to_pte(SwpEntry { kind: 0, offset: 0 });
+        assert!(entry_pfn(pte).0 > 1 << 30);
+        assert_eq!(pte >> 59, 0);
+        assert_eq!(swp_entry_to_pte(SwpEntry { kind: 3, offset: 0 }) >> 59, 3);
+    }
+
+    #[test]
+    fn present_none_and_protnone() {
+        let m = mk_entry(Pfn(0x1234), bits::PRESENT | bits::RW | bits::USER);
+        assert!(pte_present(m) && !is_swap_pte(m) && !pte_none(m));
+        assert_eq!(entry_pfn(m), Pfn(0x1234));
+        let protnone = mk_entry(Pfn(0x1234), bits::PROTNONE | bits::ACCESSED);
+        assert!(pte_present(protnone), "PROT_NONE pages stay present to the kernel");
+        assert!(pte_none(0) && !is_swap_pte(0));
+        assert_eq!(Level::Pgd.index(VirtAddr(0x0000_7fff_ffff_f000)), 255);
+        assert_eq!(Level::Pte.index(VirtAddr(0x1000)), 1);
+    }
+}
