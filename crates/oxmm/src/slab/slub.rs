@@ -638,13 +638,17 @@ impl Kernel {
     /// to half its limit.
     fn get_partial(&self, c: &KmemCache, cpu: &SlubCpu, nid: usize, exact: bool) -> Option<Pfn> {
         let s = imp(c);
-        let mut order: Vec<usize> = alloc::vec![nid];
-        if !exact {
-            let mut others: Vec<usize> = (0..self.nodes.len()).filter(|&n| n != nid).collect();
-            others.sort_by_key(|&n| self.distance[nid][n]);
-            order.extend(others);
-        }
-        for n in order {
+        // The requested node, then (unless it was required) the others in
+        // its zonelist's order: nearest first, without allocating.
+        let zonelist = &self.nodes[nid].zonelists[0];
+        let others = zonelist
+            .iter()
+            .map(|z| z.nid as usize)
+            .enumerate()
+            .filter(|&(i, n)| n != nid && (i == 0 || zonelist[i - 1].nid as usize != n))
+            .map(|(_, n)| n)
+            .filter(move |_| !exact);
+        for n in core::iter::once(nid).chain(others) {
             let mut lists = s.node[n].list_lock.lock();
             let mut first = None;
             let mut taken = 0;
