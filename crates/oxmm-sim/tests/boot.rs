@@ -130,3 +130,45 @@ fn small_machine_without_hole() {
     // 24 MiB image + the first percpu chunk (one CPU: 63 pages).
     assert_eq!(dma32.managed(), dma32.present_pages - 8 * 512 - 1 - 6144 - 63);
 }
+
+mod fuzz {
+    use oxmm::kernel::CoreSize;
+    use oxmm_sim::config::{NodeConfig, MIB};
+    use oxmm_sim::{Machine, MachineConfig};
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Every machine that validates boots, or fails with a boot error;
+        /// nothing panics, and a booted machine's counts add up.
+        #[test]
+        fn valid_machines_boot_or_fail_cleanly(
+            nodes in prop::collection::vec((1u64..6, 1usize..3), 1..3),
+            reserved in prop::collection::vec((0u64..2048, 1u64..64), 0..3),
+            image_mib in 0u64..80,
+            movable_pc in prop::option::of(0u64..100),
+        ) {
+            let c = MachineConfig {
+                nodes: nodes.iter().map(|&(m, cpus)| NodeConfig { mem: m * 128 * MIB, cpus }).collect(),
+                reserved: reserved.iter().map(|&(s, l)| (s * MIB, l * MIB)).collect(),
+                kernel_image: image_mib * MIB,
+                movablecore: movable_pc.map(CoreSize::Percent),
+                ..Default::default()
+            };
+            prop_assume!(c.validate().is_ok());
+            match Machine::boot(&c, 1) {
+                Ok(m) => {
+                    let k = &m.kernel;
+                    let managed: u64 = k.zones().map(|z| z.managed()).sum();
+                    prop_assert_eq!(managed, k.totalram_pages());
+                    for z in k.zones() {
+                        prop_assert!(z.managed() <= z.present_pages && z.present_pages <= z.spanned_pages);
+                    }
+                    prop_assert!(oxmm::debug_vm::check_all(k).is_ok());
+                }
+                Err(e) => prop_assert!(!e.to_string().is_empty()),
+            }
+        }
+    }
+}

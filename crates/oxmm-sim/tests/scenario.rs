@@ -69,3 +69,66 @@ fn sysctl_tables_flatten_to_linux_names() {
         "file order is kept: sysctl writes apply in the order written"
     );
 }
+
+mod fuzz {
+    use oxmm_sim::scenario::Scenario;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("0".to_string()),
+            Just("-1".to_string()),
+            Just("\"4G\"".to_string()),
+            Just("\"0x1000\"".to_string()),
+            Just("\"100%\"".to_string()),
+            Just("\"999999T\"".to_string()),
+            Just("[[10, 20], [20, 10]]".to_string()),
+            Just("[]".to_string()),
+            Just("true".to_string()),
+            "[0-9]{1,20}".prop_map(|s| s),
+            "\"[0-9a-zA-Z%_.]{0,8}\"".prop_map(|s| s),
+        ]
+    }
+
+    fn key() -> impl Strategy<Value = &'static str> {
+        prop::sample::select(vec![
+            "mem",
+            "cpus",
+            "kernel_image",
+            "kernelcore",
+            "movablecore",
+            "pci_hole",
+            "distance",
+            "nodes",
+            "reserved",
+        ])
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// Any text parses or gives an error naming the file; nothing panics.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            if let Err(e) = Scenario::parse(&text, "f.toml") {
+                prop_assert!(e.to_string().starts_with("f.toml: "));
+            }
+        }
+
+        /// Machine tables with odd values: an error names a key under `machine`, or the machine validates.
+        #[test]
+        fn odd_machine_values_are_errors_not_panics(kvs in prop::collection::vec((key(), value()), 0..5)) {
+            let mut text = String::from("[machine]\n");
+            let mut seen = std::collections::HashSet::new();
+            for (k, v) in kvs {
+                if seen.insert(k) {
+                    text.push_str(&format!("{k} = {v}\n"));
+                }
+            }
+            match Scenario::parse(&text, "m.toml") {
+                Ok(s) => prop_assert!(s.machine.validate().is_ok()),
+                Err(e) => prop_assert!(e.to_string().starts_with("m.toml: "), "{e}"),
+            }
+        }
+    }
+}
