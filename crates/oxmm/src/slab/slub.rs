@@ -80,10 +80,22 @@ pub struct NodeLists {
     pub full: PageList,
 }
 
+/// A value alone on its cache line, so CPUs taking the lock do not
+/// bounce the line that others update counters on.
+#[repr(align(64))]
+pub struct CacheAligned<T>(pub T);
+
+impl<T> core::ops::Deref for CacheAligned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.0
+    }
+}
+
 /// One node's slabs of a cache (`struct kmem_cache_node`).
 pub struct SlubNode {
-    /// `list_lock` with the lists.
-    pub list_lock: spin::Mutex<NodeLists>,
+    /// `list_lock` with the lists, on its own cache line.
+    pub list_lock: CacheAligned<spin::Mutex<NodeLists>>,
     /// Slabs of this cache on the node.
     pub nr_slabs: AtomicI64,
     /// Object slots in them.
@@ -258,7 +270,7 @@ pub fn new_cache(k: &Kernel, id: CacheId, args: &CacheArgs<'_>) -> Result<KmemCa
     }
     let node = (0..k.nodes.len())
         .map(|_| SlubNode {
-            list_lock: spin::Mutex::new(NodeLists::default()),
+            list_lock: CacheAligned(spin::Mutex::new(NodeLists::default())),
             nr_slabs: AtomicI64::new(0),
             total_objects: AtomicI64::new(0),
         })
