@@ -50,6 +50,8 @@ pub struct MachineConfig {
     pub movablecore: Option<CoreSize>,
     /// The slab allocator.
     pub slab: oxmm::slab::SlabKind,
+    /// 5-level paging (a CPU with LA57, Linux's `CONFIG_X86_5LEVEL`).
+    pub la57: bool,
 }
 
 impl Default for MachineConfig {
@@ -63,6 +65,7 @@ impl Default for MachineConfig {
             kernelcore: None,
             movablecore: None,
             slab: oxmm::slab::SlabKind::Slub,
+            la57: false,
         }
     }
 }
@@ -254,6 +257,7 @@ impl MachineConfig {
             kernelcore: self.kernelcore,
             movablecore: self.movablecore,
             slab: self.slab,
+            la57: self.la57,
         }
     }
 }

@@ -297,6 +297,7 @@ fn parse_machine(cx: &Ctx, t: &Table) -> Result<MachineConfig, ScenarioError> {
             "kernel_image",
             "kernelcore",
             "movablecore",
+            "la57",
         ],
     )?;
     let mut m = MachineConfig::default();
@@ -356,6 +357,9 @@ fn parse_machine(cx: &Ctx, t: &Table) -> Result<MachineConfig, ScenarioError> {
     }
     if let Some(v) = t.get("pci_hole") {
         m.pci_hole = v.as_bool().ok_or_else(|| cx.err("machine.pci_hole", "expected true or false"))?;
+    }
+    if let Some(v) = t.get("la57") {
+        m.la57 = v.as_bool().ok_or_else(|| cx.err("machine.la57", "expected true or false"))?;
     }
     if let Some(v) = t.get("reserved") {
         let arr = v.as_array().ok_or_else(|| cx.err("machine.reserved", "expected an array of {start, size}"))?;

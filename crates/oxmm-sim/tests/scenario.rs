@@ -132,3 +132,10 @@ mod fuzz {
         }
     }
 }
+
+#[test]
+fn la57_reaches_the_machine() {
+    let s = Scenario::parse("[machine]\nla57 = true\n", "t").unwrap();
+    assert!(s.machine.la57);
+    assert!(err("[machine]\nla57 = 5\n").contains("machine.la57"));
+}

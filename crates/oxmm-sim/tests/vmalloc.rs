@@ -91,3 +91,34 @@ fn vmalloc_fails_cleanly_without_memory() {
     assert_eq!(k.nr_free_pages() + k.pcp_pages(), free0);
     assert_eq!(k.vmalloc.nr_pages.load(Relaxed), 0);
 }
+
+#[test]
+fn five_level_tables_tell_apart_what_four_levels_cannot() {
+    use oxmm::arch::x86_64::pgtable::{bits, mk_entry};
+    let cfg4 = MachineConfig::single(1 << 30, 1);
+    let cfg5 = MachineConfig { la57: true, ..MachineConfig::single(1 << 30, 1) };
+    for (cfg, levels) in [(cfg4, 4u8), (cfg5, 5)] {
+        let m = Machine::boot(&cfg, 1).unwrap();
+        let k = &m.kernel;
+        assert_eq!(k.pgtable_levels, levels);
+        let root = k.pgtable_alloc().unwrap();
+        let tables0 = k.global_node_page_state(oxmm::vmstat::NodeStat::NrPageTablePages);
+        // Two addresses that differ only in bit 50 (beyond 4-level's 48 bits).
+        let (a, b) = (VirtAddr(0x1000), VirtAddr(0x1000 | 1 << 50));
+        let (pa, pb) = (k.alloc_pages(Gfp::GFP_KERNEL, 0).unwrap(), k.alloc_pages(Gfp::GFP_KERNEL, 0).unwrap());
+        k.pte_alloc(root, a, bits::PAGE_TABLE).unwrap().store(mk_entry(pa, bits::PRESENT | bits::USER), Relaxed);
+        k.pte_alloc(root, b, bits::PAGE_TABLE).unwrap().store(mk_entry(pb, bits::PRESENT | bits::USER), Relaxed);
+        let ta = k.pgtable_translate(root, a).unwrap().pfn();
+        let tb = k.pgtable_translate(root, b).unwrap().pfn();
+        let tables = k.global_node_page_state(oxmm::vmstat::NodeStat::NrPageTablePages) - tables0;
+        if levels == 5 {
+            assert_eq!((ta, tb), (pa, pb), "separate P4D subtrees");
+            assert_eq!(tables, 2 * 4, "each address needs its own P4D, PUD, PMD and PTE table below the PGD");
+        } else {
+            assert_eq!((ta, tb), (pb, pb), "bit 50 is outside 4-level paging: the second map overwrote the first");
+            assert_eq!(tables, 3, "one PUD, PMD and PTE table");
+        }
+        k.pgtable_free_tree(root);
+        assert_eq!(k.global_node_page_state(oxmm::vmstat::NodeStat::NrPageTablePages), tables0 - 1);
+    }
+}

@@ -73,6 +73,8 @@ pub struct BootParams {
     pub movablecore: Option<CoreSize>,
     /// The slab allocator to run.
     pub slab: crate::slab::SlabKind,
+    /// 5-level paging (`la57`): page tables get a fifth level.
+    pub la57: bool,
 }
 
 /// A `kernelcore=`/`movablecore=` amount.
@@ -129,6 +131,8 @@ pub struct Kernel {
     pub totalreserve_pages: AtomicU64,
     /// Pages reported by `bad_page` and leaked.
     pub bad_pages: AtomicU64,
+    /// Page-table levels: 4, or 5 with `la57`.
+    pub pgtable_levels: u8,
     /// The slab layer.
     pub slab: crate::slab::SlabState,
     /// The vmalloc range.

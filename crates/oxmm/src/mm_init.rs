@@ -278,6 +278,7 @@ pub fn boot(params: &BootParams, mem: Arc<PhysMem>, hal: Arc<dyn Hal>) -> Result
         boot: BootInfo::default(),
         totalreserve_pages: Default::default(),
         bad_pages: Default::default(),
+        pgtable_levels: if params.la57 { 5 } else { 4 },
         slab: crate::slab::SlabState::new(params.slab),
         vmalloc: Default::default(),
         percpu,

@@ -6,10 +6,14 @@
 //! Tables are ordinary frames from the page allocator, marked as page-table
 //! pages and counted in `nr_page_table_pages` (meminfo's PageTables); their
 //! 512 entries are real x86-64 entries read and written as atomics, so a
-//! software MMU can walk them exactly as hardware does. 4-level paging:
-//! PGD (address bits 39..47), PUD (30..38), PMD (21..29), PTE (12..20).
-//! 5-level paging and split page-table locks come with the address-space
-//! component; kernel tables here are guarded by their caller's lock.
+//! software MMU can walk them exactly as hardware does. 4-level paging
+//! walks PGD (address bits 39..47), PUD (30..38), PMD (21..29) and PTE
+//! (12..20); 5-level paging (`la57`, [`Kernel::pgtable_levels`]) puts a
+//! PGD over bits 48..56 on top and the 39..47 table becomes the P4D. In
+//! the enum below the 39..47 level is [`Level::P4d`] in both modes: with
+//! 4 levels Linux folds the p4d into the pgd, and it is the top table.
+//! Split page-table locks come with the address-space component; kernel
+//! tables here are guarded by their caller's lock.
 
 use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
@@ -54,11 +58,14 @@ pub mod bits {
 /// Entries per table.
 pub const PTRS_PER_TABLE: usize = 512;
 
-/// Table levels, top first (4-level paging).
+/// Table levels, top first.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Level {
-    /// Page global directory: 512 GiB per entry.
+    /// Page global directory of 5-level paging: 256 TiB per entry.
     Pgd,
+    /// Fourth-level directory: 512 GiB per entry (the top table with
+    /// 4-level paging, where Linux calls it the pgd).
+    P4d,
     /// Page upper directory: 1 GiB per entry.
     Pud,
     /// Page middle directory: 2 MiB per entry.
@@ -71,7 +78,8 @@ impl Level {
     /// Lowest address bit this level indexes.
     pub const fn shift(self) -> u32 {
         match self {
-            Level::Pgd => 39,
+            Level::Pgd => 48,
+            Level::P4d => 39,
             Level::Pud => 30,
             Level::Pmd => 21,
             Level::Pte => 12,
@@ -80,11 +88,24 @@ impl Level {
     /// The next level down.
     pub const fn next(self) -> Option<Level> {
         match self {
-            Level::Pgd => Some(Level::Pud),
+            Level::Pgd => Some(Level::P4d),
+            Level::P4d => Some(Level::Pud),
             Level::Pud => Some(Level::Pmd),
             Level::Pmd => Some(Level::Pte),
             Level::Pte => None,
         }
+    }
+    /// The top level for 4- or 5-level paging.
+    pub const fn top(levels: u8) -> Level {
+        if levels == 5 {
+            Level::Pgd
+        } else {
+            Level::P4d
+        }
+    }
+    /// Whether an entry of this level can map a huge page (`_PAGE_PSE`).
+    pub const fn can_be_huge(self) -> bool {
+        matches!(self, Level::Pud | Level::Pmd)
     }
     /// Index of `va` in a table of this level.
     #[inline]
@@ -134,7 +155,7 @@ impl Kernel {
     /// `level` is returned with its own level.
     pub fn pgtable_entry(&self, root: Pfn, va: VirtAddr, level: Level) -> Option<(&AtomicU64, Level)> {
         let mut table = root;
-        let mut l = Level::Pgd;
+        let mut l = Level::top(self.pgtable_levels);
         loop {
             let e = &self.table(table)[l.index(va)];
             if l == level {
@@ -144,7 +165,7 @@ impl Kernel {
             if v & bits::PRESENT == 0 {
                 return None;
             }
-            if v & bits::PSE != 0 && l != Level::Pgd {
+            if v & bits::PSE != 0 && l.can_be_huge() {
                 return Some((e, l));
             }
             table = entry_pfn(v);
@@ -157,7 +178,7 @@ impl Kernel {
     /// already maps the range. `table_flags` go into new upper entries.
     pub fn pte_alloc(&self, root: Pfn, va: VirtAddr, table_flags: u64) -> Result<&AtomicU64, Errno> {
         let mut table = root;
-        let mut l = Level::Pgd;
+        let mut l = Level::top(self.pgtable_levels);
         while let Some(next) = l.next() {
             let e = &self.table(table)[l.index(va)];
             let mut v = e.load(Relaxed);
@@ -208,14 +229,14 @@ impl Kernel {
     /// Frees every table page below `root`, and `root` itself
     /// (`free_pgtables` for a whole address space).
     pub fn pgtable_free_tree(&self, root: Pfn) {
-        self.free_level(root, Level::Pgd);
+        self.free_level(root, Level::top(self.pgtable_levels));
     }
 
     fn free_level(&self, table: Pfn, l: Level) {
         if let Some(next) = l.next() {
             for e in self.table(table) {
                 let v = e.load(Relaxed);
-                if v & bits::PRESENT != 0 && (v & bits::PSE == 0 || l == Level::Pgd) {
+                if v & bits::PRESENT != 0 && (v & bits::PSE == 0 || !l.can_be_huge()) {
                     self.free_level(entry_pfn(v), next);
                 }
             }
@@ -322,7 +343,10 @@ mod tests {
         let protnone = mk_entry(Pfn(0x1234), bits::PROTNONE | bits::ACCESSED);
         assert!(pte_present(protnone), "PROT_NONE pages stay present to the kernel");
         assert!(pte_none(0) && !is_swap_pte(0));
-        assert_eq!(Level::Pgd.index(VirtAddr(0x0000_7fff_ffff_f000)), 255);
+        assert_eq!(Level::P4d.index(VirtAddr(0x0000_7fff_ffff_f000)), 255);
+        assert_eq!(Level::Pgd.index(VirtAddr(0x00ff_ffff_ffff_f000)), 255);
+        assert_eq!(Level::top(4), Level::P4d);
+        assert_eq!(Level::top(5), Level::Pgd);
         assert_eq!(Level::Pte.index(VirtAddr(0x1000)), 1);
     }
 }
