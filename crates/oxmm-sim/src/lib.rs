@@ -4,7 +4,8 @@
 //! ([`config`]), the booted machine with its clock, random source and
 //! scheduler ([`machine`], [`rng`], [`sched`]), scenario files
 //! ([`scenario`]), the workloads they run ([`workload`]), and time series
-//! of the machine's counters on the virtual clock ([`sampler`]).
+//! of the machine's counters on the virtual clock ([`sampler`]), and real
+//! programs' memory traces with their replay engine ([`trace`]).
 
 #![warn(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod rng;
 pub mod sampler;
 pub mod scenario;
 pub mod sched;
+pub mod trace;
 pub mod workload;
 
 pub use config::MachineConfig;
