@@ -17,6 +17,7 @@
 
 pub mod harness;
 pub mod page_alloc;
+pub mod replay;
 pub mod slab;
 
 use std::io::Write;
@@ -43,6 +44,11 @@ pub const BENCHES: &[Bench] = &[
         name: "slab",
         about: "kmalloc/kfree (SLUB) of 8..4096 bytes on 1 and 2 threads vs glibc malloc/free and slabmalloc",
         run: slab::run,
+    },
+    Bench {
+        name: "replay",
+        about: "LRU replay of a page-reference string (accesses/s) vs the libCacheSim Python package's LRU",
+        run: replay::run,
     },
 ];
 
@@ -76,7 +82,7 @@ mod tests {
 
     #[test]
     fn names_match_the_registry() {
-        assert_eq!(names(), ["page_alloc", "slab"]);
+        assert_eq!(names(), ["page_alloc", "slab", "replay"]);
         assert!(BENCHES.iter().zip(names()).all(|(b, n)| b.name == *n && !b.about.is_empty()));
     }
 
