@@ -144,6 +144,12 @@ pub struct Kernel {
     /// Set while CPUs run on several host threads: the CPU then comes from
     /// [`Hal::current_cpu`] on every call.
     pub threaded: core::sync::atomic::AtomicBool,
+    /// The virtual-memory layer: processes, commit, layout knobs.
+    pub vm: crate::mm_types::VmState,
+    /// The per-CPU TLBs.
+    pub mmu: crate::arch::x86_64::tlb::Mmu,
+    /// Stands in for the root `anon_vma` rwsems (see `rmap`).
+    pub vm_rmap_lock: spin::Mutex<()>,
 }
 
 impl Kernel {

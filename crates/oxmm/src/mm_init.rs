@@ -260,6 +260,7 @@ pub fn boot(params: &BootParams, mem: Arc<PhysMem>, hal: Arc<dyn Hal>) -> Result
                 stat: NodeStats::default(),
                 cpus: (0..nr_cpus).filter(|&c| params.cpu_to_node[c] == nid).collect(),
                 totalreserve_pages: Default::default(),
+                lruvec: Default::default(),
             }
         })
         .collect();
@@ -284,6 +285,12 @@ pub fn boot(params: &BootParams, mem: Arc<PhysMem>, hal: Arc<dyn Hal>) -> Result
         percpu,
         cpu_cell: hal.cpu_cell(),
         threaded: Default::default(),
+        vm: Default::default(),
+        mmu: crate::arch::x86_64::tlb::Mmu {
+            tlbs: (0..nr_cpus).map(|_| Default::default()).collect(),
+            ..Default::default()
+        },
+        vm_rmap_lock: spin::Mutex::new(()),
     };
     for line in k.percpu.first_chunk_report() {
         k.log.info(format_args!("{line}"));
@@ -322,6 +329,8 @@ pub fn boot(params: &BootParams, mem: Arc<PhysMem>, hal: Arc<dyn Hal>) -> Result
         kimg >> 10,
         memmap_boot_pages << (PAGE_SHIFT - 10)
     ));
+    // The shared zero page (Linux's empty_zero_page lives in the image).
+    k.zero_pfn();
     Ok(k)
 }
 

@@ -36,6 +36,9 @@ pub mod pg {
     pub const WORKINGSET: u64 = 1 << 9;
     pub const OWNER_PRIV_1: u64 = 1 << 10;
     pub const OWNER_2: u64 = 1 << 11;
+    /// An anonymous page only one mapping may write without copying
+    /// (`PG_anon_exclusive`, Linux's alias of PG_owner_2 for anon pages).
+    pub const ANON_EXCLUSIVE: u64 = OWNER_2;
     pub const ARCH_1: u64 = 1 << 12;
     pub const RESERVED: u64 = 1 << 13;
     pub const PRIVATE: u64 = 1 << 14;

@@ -261,6 +261,8 @@ pub struct Node {
     pub cpus: Vec<usize>,
     /// Pages of high watermark plus lowmem reserve (`totalreserve_pages` share).
     pub totalreserve_pages: AtomicU64,
+    /// The node's LRU lists.
+    pub lruvec: crate::swap::Lruvec,
 }
 
 /// An allocation request after `prepare_alloc_pages` (`struct alloc_context`).

@@ -18,6 +18,7 @@
 //! | `vmallocinfo` | `Kernel::vmallocinfo` | `vmalloc_info_show` |
 //! | `sys/kernel/slab/<cache>/<attr>` | [`sys_kernel_slab`] | SLUB's sysfs |
 //! | `memblock/memory`, `memblock/reserved` | [`memblock_memory`], [`memblock_reserved`] | `memblock_debug_show` |
+//! | `PID/maps`, `smaps`, `smaps_rollup`, `status`, `statm` | [`pid`] | `fs/proc/task_mmu.c` |
 //!
 //! Locking: free-area counts are read under the zone lock and pcp fields
 //! under each pcp lock, one lock at a time, as the Linux readers do; the
@@ -26,6 +27,7 @@
 
 mod buddyinfo;
 mod meminfo;
+pub mod pid;
 mod slabinfo;
 mod vmstat;
 mod zoneinfo;
@@ -70,6 +72,11 @@ pub fn render(k: &Kernel, path: &str) -> Option<String> {
         "memblock/memory" => memblock_memory(k),
         "memblock/reserved" => memblock_reserved(k),
         p if p.starts_with(SYS_KERNEL_SLAB) => sys_kernel_slab(k, &p[SYS_KERNEL_SLAB.len()..])?,
+        p if p.starts_with(|c: char| c.is_ascii_digit()) => {
+            let (pid, file) = p.split_once('/')?;
+            let task = k.vm.tasks.lock().get(&pid.parse::<u64>().ok()?)?.clone();
+            pid::render_pid(k, &task, file)?
+        }
         _ => return None,
     })
 }

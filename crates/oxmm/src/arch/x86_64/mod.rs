@@ -34,3 +34,4 @@ pub const fn virt_to_phys(va: VirtAddr) -> Option<PhysAddr> {
     }
 }
 pub mod pgtable;
+pub mod tlb;
