@@ -63,6 +63,17 @@ proptest! {
     }
 
     #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+        for f in [None, Some(Format::Lackey), Some(Format::Pages), Some(Format::Oxmm)] {
+            let _ = read_all(&bytes, "fuzz", f);
+        }
+        let mut with_magic = binary::MAGIC.to_vec();
+        with_magic.extend_from_slice(&[1, 0, 12, 0]);
+        with_magic.extend_from_slice(&bytes);
+        let _ = read_all(&with_magic, "fuzz", None);
+    }
+
+    #[test]
     fn policies_match_reference_implementations(
         refs in proptest::collection::vec(0u64..12, 0..200),
         frames in 0usize..14,

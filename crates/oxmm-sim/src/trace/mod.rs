@@ -34,7 +34,7 @@ pub mod replay;
 
 use std::fmt;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read};
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::str::FromStr;
 
@@ -343,13 +343,3 @@ impl std::hash::Hasher for PageHasher {
 
 /// `BuildHasher` of [`PageHasher`], for `HashMap`s and `HashSet`s keyed by page.
 pub type PageHash = std::hash::BuildHasherDefault<PageHasher>;
-
-/// Reads a whole trace file's bytes, naming the file on failure.
-pub fn read_file(path: &Path) -> Result<Vec<u8>, TraceError> {
-    let name = path.display().to_string();
-    let mut v = Vec::new();
-    File::open(path)
-        .and_then(|mut f| f.read_to_end(&mut v))
-        .map_err(|e| TraceError::new(&name, Location::File, format!("cannot read: {e}")))?;
-    Ok(v)
-}
