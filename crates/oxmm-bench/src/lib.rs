@@ -15,6 +15,7 @@
 
 #![warn(missing_docs)]
 
+pub mod fault;
 pub mod harness;
 pub mod page_alloc;
 pub mod replay;
@@ -44,6 +45,16 @@ pub const BENCHES: &[Bench] = &[
         name: "slab",
         about: "kmalloc/kfree (SLUB) of 8..4096 bytes on 1 and 2 threads vs glibc malloc/free and slabmalloc",
         run: slab::run,
+    },
+    Bench {
+        name: "fault",
+        about: "anonymous write faults (mmap, touch every page, munmap) vs the host kernel",
+        run: fault::run_fault,
+    },
+    Bench {
+        name: "mmap",
+        about: "mmap/munmap pairs of one anonymous page vs the host kernel, and find_vma over 100k VMAs",
+        run: fault::run_mmap,
     },
     Bench {
         name: "replay",
