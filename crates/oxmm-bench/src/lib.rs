@@ -93,7 +93,7 @@ mod tests {
 
     #[test]
     fn names_match_the_registry() {
-        assert_eq!(names(), ["page_alloc", "slab", "replay"]);
+        assert_eq!(names(), ["page_alloc", "slab", "fault", "mmap", "replay"]);
         assert!(BENCHES.iter().zip(names()).all(|(b, n)| b.name == *n && !b.about.is_empty()));
     }
 

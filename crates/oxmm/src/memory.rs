@@ -295,6 +295,9 @@ impl Kernel {
             return self.do_shared_fault(mm, vma, addr, table, idx, write);
         }
         if !pte_present(v) {
+            if v == crate::madvise::GUARD_PTE {
+                return Err(VmFault::Sigsegv);
+            }
             // Swap entries arrive with the swap component.
             return Err(VmFault::Sigbus);
         }
@@ -629,7 +632,9 @@ impl Kernel {
                 while a < next {
                     let i = Level::Pte.index(VirtAddr(a));
                     let mut v = st[i].load(Relaxed);
-                    if v != 0 && pte_present(v) {
+                    if v == crate::madvise::GUARD_PTE {
+                        dt[i].store(v, Relaxed);
+                    } else if v != 0 && pte_present(v) {
                         let pfn = entry_pfn(v);
                         if Some(pfn) != zero && v & bits::SPECIAL == 0 {
                             self.folio_dup_anon_rmap(pfn);

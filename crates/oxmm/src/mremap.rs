@@ -1,0 +1,377 @@
+//! `mremap` (Linux's `mm/mremap.c`): shrink in place, grow in place when
+//! the space after the VMA is free, otherwise move (MAYMOVE) to a new
+//! address (or the FIXED one), carrying the pages' PTEs along; DONTUNMAP
+//! leaves the old range mapped and empty.
+
+use core::sync::atomic::Ordering::Relaxed;
+
+use crate::kernel::Kernel;
+use crate::mm_types::{vm, MmState, Task, Vma};
+use crate::mmap::{map, TASK_SIZE};
+use crate::types::Errno;
+use crate::vma::{vm_stat_account, VmaAttrs};
+
+/// `mremap` flags.
+pub mod mremap_flags {
+    #![allow(missing_docs)]
+    pub const MAYMOVE: u64 = 1;
+    pub const FIXED: u64 = 2;
+    pub const DONTUNMAP: u64 = 4;
+}
+use mremap_flags::{DONTUNMAP, FIXED, MAYMOVE};
+
+const fn page_align(x: u64) -> u64 {
+    x.wrapping_add(4095) & !4095
+}
+
+impl Kernel {
+    /// The `mremap` system call.
+    pub fn sys_mremap(
+        &self,
+        task: &Task,
+        addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u64,
+        new_addr: u64,
+    ) -> Result<u64, Errno> {
+        let old_len = page_align(old_len);
+        let new_len = page_align(new_len);
+        if flags & !(FIXED | MAYMOVE | DONTUNMAP) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if addr & 0xfff != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if new_len == 0 || new_len > TASK_SIZE {
+            return Err(Errno::EINVAL);
+        }
+        let implies_new = flags & (FIXED | DONTUNMAP) != 0;
+        let mm = &*task.mm;
+        if implies_new {
+            if new_addr > TASK_SIZE - new_len || new_addr & 0xfff != 0 {
+                return Err(Errno::EINVAL);
+            }
+            if flags & MAYMOVE == 0 {
+                return Err(Errno::EINVAL);
+            }
+            if flags & DONTUNMAP != 0 && old_len != new_len {
+                return Err(Errno::EINVAL);
+            }
+            if addr.wrapping_add(old_len) > new_addr && new_addr.wrapping_add(new_len) > addr {
+                return Err(Errno::EINVAL);
+            }
+            if mm.lock.read().map_count + 3 >= self.sysctl.max_map_count.load(Relaxed) {
+                return Err(Errno::ENOMEM);
+            }
+        }
+        let mut st = mm.lock.write();
+        let (ret, populate) = if implies_new {
+            self.mremap_to(task, &mut st, addr, old_len, new_len, flags, new_addr)?
+        } else {
+            self.mremap_at(task, &mut st, addr, old_len, new_len, flags)?
+        };
+        drop(st);
+        if let Some((s, l)) = populate {
+            self.mm_populate(task, s, l);
+        }
+        Ok(ret)
+    }
+
+    /// The checks on the source VMA before it grows or moves (`vma_to_resize`).
+    fn vma_to_resize<'k>(
+        &'k self,
+        task: &Task,
+        st: &MmState,
+        addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u64,
+    ) -> Result<Vma<'k>, Errno> {
+        let v = self.vma_lookup(st, addr).ok_or(Errno::EFAULT)?;
+        if old_len == 0 && v.flags() & (vm::SHARED | vm::MAYSHARE) == 0 {
+            return Err(Errno::EINVAL);
+        }
+        if flags & DONTUNMAP != 0 && v.flags() & (vm::DONTEXPAND | vm::PFNMAP) != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if old_len > v.end() - addr {
+            return Err(Errno::EFAULT);
+        }
+        if new_len == old_len {
+            return Ok(v);
+        }
+        let pgoff = ((addr - v.start()) >> 12) + v.pgoff();
+        if pgoff.checked_add(new_len >> 12).is_none() {
+            return Err(Errno::EINVAL);
+        }
+        if v.flags() & (vm::DONTEXPAND | vm::PFNMAP) != 0 {
+            return Err(Errno::EFAULT);
+        }
+        let grow = new_len.saturating_sub(old_len);
+        if !self.mlock_future_ok(task, st, v.flags(), grow) {
+            return Err(Errno::EAGAIN);
+        }
+        if !self.may_expand_vm(task, st, v.flags(), grow >> 12) {
+            return Err(Errno::ENOMEM);
+        }
+        Ok(v)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn mremap_to(
+        &self,
+        task: &Task,
+        st: &mut MmState,
+        addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u64,
+        new_addr: u64,
+    ) -> Result<(u64, Option<(u64, u64)>), Errno> {
+        let mut old_len = old_len;
+        if self.vma_lookup(st, addr).is_none() {
+            return Err(Errno::EFAULT);
+        }
+        if flags & FIXED != 0 {
+            self.do_munmap(task, st, new_addr, new_len)?;
+        }
+        if old_len > new_len {
+            self.do_munmap(task, st, addr + new_len, old_len - new_len)?;
+            old_len = new_len;
+        }
+        let v = self.vma_to_resize(task, st, addr, old_len, new_len, flags)?;
+        if flags & DONTUNMAP != 0 && !self.may_expand_vm(task, st, v.flags(), old_len >> 12) {
+            return Err(Errno::ENOMEM);
+        }
+        let mut map_flags = 0;
+        if flags & FIXED != 0 {
+            map_flags |= map::FIXED;
+        }
+        if v.flags() & vm::MAYSHARE != 0 {
+            map_flags |= map::SHARED;
+        }
+        let pgoff = v.pgoff() + ((addr - v.start()) >> 12);
+        let got = self.get_unmapped_area(st, new_addr, new_len, pgoff, map_flags, v.is_anonymous())?;
+        let target = if flags & FIXED != 0 { new_addr } else { got };
+        self.move_vma(task, st, v, addr, old_len, new_len, target, flags)
+    }
+
+    fn mremap_at(
+        &self,
+        task: &Task,
+        st: &mut MmState,
+        addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u64,
+    ) -> Result<(u64, Option<(u64, u64)>), Errno> {
+        if self.vma_lookup(st, addr).is_none() {
+            return Err(Errno::EFAULT);
+        }
+        if old_len >= new_len {
+            if old_len != new_len {
+                self.do_munmap(task, st, addr + new_len, old_len - new_len)?;
+            }
+            return Ok((addr, None));
+        }
+        let v = self.vma_to_resize(task, st, addr, old_len, new_len, flags)?;
+        if old_len == v.end() - addr {
+            let delta = new_len - old_len;
+            if self.vma_expandable(st, v, delta) {
+                let pages = (delta >> 12) as i64;
+                if v.flags() & vm::ACCOUNT != 0 {
+                    self.vm_enough_memory(task, pages, true)?;
+                }
+                let nv = self.vma_merge_extend(st, v, delta);
+                vm_stat_account(st, nv.flags(), pages);
+                let mut populate = None;
+                if nv.flags() & vm::LOCKED != 0 {
+                    st.locked_vm += pages as u64;
+                    populate = Some((addr + old_len, delta));
+                }
+                return Ok((addr, populate));
+            }
+        }
+        if flags & MAYMOVE == 0 {
+            return Err(Errno::ENOMEM);
+        }
+        let map_flags = if v.flags() & vm::MAYSHARE != 0 { map::SHARED } else { 0 };
+        let pgoff = v.pgoff() + ((addr - v.start()) >> 12);
+        let new_addr = self.get_unmapped_area(st, 0, new_len, pgoff, map_flags, v.is_anonymous())?;
+        self.move_vma(task, st, v, addr, old_len, new_len, new_addr, flags)
+    }
+
+    /// Whether `v` can grow by `delta` in place (`vma_expandable`).
+    fn vma_expandable(&self, st: &MmState, v: Vma<'_>, delta: u64) -> bool {
+        let Some(end) = v.end().checked_add(delta) else { return false };
+        if self.find_vma_intersection(st, v.end(), end).is_some() {
+            return false;
+        }
+        let len = end - v.start();
+        len <= TASK_SIZE && v.start() <= TASK_SIZE - len
+    }
+
+    /// Grows `v` by `delta` and merges it with the next VMA when they now
+    /// touch and agree (`vma_merge_extend`).
+    fn vma_merge_extend<'k>(&'k self, st: &mut MmState, v: Vma<'k>, delta: u64) -> Vma<'k> {
+        let new_end = v.end() + delta;
+        let next = self.find_vma(st, v.end()).filter(|n| n.start() == new_end);
+        self.vma_set_range(st, v, v.start(), new_end, v.pgoff());
+        if let Some(n) = next {
+            let attrs = VmaAttrs::of(v);
+            let compatible = VmaAttrs::of(n).flags & !vm::SOFTDIRTY == attrs.flags & !vm::SOFTDIRTY
+                && n.file() == v.file()
+                && n.pgoff() == v.pgoff() + v.pages()
+                && attrs.flags & vm::SPECIAL == 0
+                && self.anon_names_equal(attrs.anon_name, n.raw().anon_name.load(Relaxed))
+                && attrs.policy == n.raw().vm_policy.load(Relaxed)
+                && (v.anon_vma() == 0 || n.anon_vma() == 0 || v.anon_vma() == n.anon_vma());
+            if compatible {
+                let _ = self.vma_modify_merge_next(st, v, n);
+            }
+        }
+        v
+    }
+
+    fn vma_modify_merge_next(&self, st: &mut MmState, v: Vma<'_>, n: Vma<'_>) -> Result<(), Errno> {
+        if v.anon_vma() == 0 && n.anon_vma() != 0 {
+            v.raw().anon_vma.store(n.anon_vma(), Relaxed);
+            self.anon_vma_clone(v, n, false)?;
+        }
+        let end = n.end();
+        self.vma_unlink(st, n);
+        self.vm_area_free(n);
+        self.vma_set_range(st, v, v.start(), end, v.pgoff());
+        Ok(())
+    }
+
+    /// Moves `[old_addr, old_addr+old_len)` of `v` to `new_addr`, grown to
+    /// `new_len` (`move_vma`): a new VMA (or a merge), the PTEs moved over,
+    /// the old range unmapped unless DONTUNMAP.
+    #[allow(clippy::too_many_arguments)]
+    fn move_vma(
+        &self,
+        task: &Task,
+        st: &mut MmState,
+        v: Vma<'_>,
+        old_addr: u64,
+        old_len: u64,
+        new_len: u64,
+        new_addr: u64,
+        flags: u64,
+    ) -> Result<(u64, Option<(u64, u64)>), Errno> {
+        let mm = &*task.mm;
+        if st.map_count + 3 >= self.sysctl.max_map_count.load(Relaxed) {
+            return Err(Errno::ENOMEM);
+        }
+        let vm_flags = v.flags();
+        let to_account = if flags & DONTUNMAP != 0 { new_len } else { new_len - old_len };
+        if vm_flags & vm::ACCOUNT != 0 {
+            self.vm_enough_memory(task, (to_account >> 12) as i64, true)?;
+        }
+        // copy_vma: an anonymous VMA without pages restarts its offset at the new address.
+        let new_pgoff = if v.is_anonymous() && v.anon_vma() == 0 {
+            new_addr >> 12
+        } else {
+            v.pgoff() + ((old_addr - v.start()) >> 12)
+        };
+        let attrs = VmaAttrs::of(v);
+        let new_vma = match self.vma_merge_new_range(st, new_addr, new_addr + new_len, &attrs, v.file(), new_pgoff) {
+            Some(nv) if nv.anon_vma() == v.anon_vma() || nv.anon_vma() == 0 || v.anon_vma() == 0 => {
+                if nv.anon_vma() == 0 && v.anon_vma() != 0 {
+                    nv.raw().anon_vma.store(v.anon_vma(), Relaxed);
+                    self.anon_vma_clone(nv, v, false)?;
+                }
+                nv
+            }
+            Some(nv) => nv,
+            None => {
+                let nv = match self.vm_area_dup(v, mm.id) {
+                    Ok(nv) => nv,
+                    Err(e) => {
+                        if vm_flags & vm::ACCOUNT != 0 {
+                            self.vm_acct_memory(-((to_account >> 12) as i64));
+                        }
+                        return Err(e);
+                    }
+                };
+                nv.raw().anon_vma_chain.store(0, Relaxed);
+                nv.raw().anon_vma.store(0, Relaxed);
+                if v.anon_vma() != 0 {
+                    nv.raw().anon_vma.store(v.anon_vma(), Relaxed);
+                    self.anon_vma_clone(nv, v, false)?;
+                }
+                self.vma_set_range(st, nv, new_addr, new_addr + new_len, new_pgoff);
+                self.vma_link(st, nv);
+                nv
+            }
+        };
+        let _ = new_vma;
+        self.move_page_tables(task, old_addr, new_addr, old_len)?;
+        // The old range's commit moves with it: hide VM_ACCOUNT from the unmap.
+        let mut account_start = false;
+        let mut account_end = false;
+        let (vs, ve) = (v.start(), v.end());
+        if vm_flags & vm::ACCOUNT != 0 && flags & DONTUNMAP == 0 {
+            v.set_flags(v.flags() & !vm::ACCOUNT);
+            account_start = vs < old_addr;
+            account_end = ve > old_addr + old_len;
+        }
+        let hiwater = st.hiwater_vm;
+        vm_stat_account(st, vm_flags, (new_len >> 12) as i64);
+        if flags & DONTUNMAP != 0 {
+            v.set_flags(v.flags() & !vm::LOCKED_MASK);
+            return Ok((new_addr, None));
+        }
+        if self.do_munmap(task, st, old_addr, old_len).is_err() && vm_flags & vm::ACCOUNT != 0 {
+            self.vm_acct_memory((old_len >> 12) as i64);
+        }
+        let mut populate = None;
+        if vm_flags & vm::LOCKED != 0 {
+            st.locked_vm += new_len >> 12;
+            if new_len > old_len {
+                populate = Some((new_addr + old_len, new_len - old_len));
+            }
+        }
+        st.hiwater_vm = hiwater;
+        if account_start {
+            if let Some(p) = self.vma_before(st, old_addr) {
+                p.set_flags(p.flags() | vm::ACCOUNT);
+            }
+        }
+        if account_end {
+            if let Some(n) = self.find_vma(st, old_addr + old_len) {
+                n.set_flags(n.flags() | vm::ACCOUNT);
+            }
+        }
+        Ok((new_addr, populate))
+    }
+
+    /// Moves the PTEs of `[old, old+len)` to `[new, new+len)` (`move_page_tables`).
+    fn move_page_tables(&self, task: &Task, old: u64, new: u64, len: u64) -> Result<(), Errno> {
+        let mm = &*task.mm;
+        let mut moved = false;
+        let mut off = 0;
+        while off < len {
+            let from = old + off;
+            if let Some(p) = self.pte_of(mm, from) {
+                let e = p.load(Relaxed);
+                if e != 0 {
+                    let (t, i) = self.pte_offset_alloc(mm, new + off)?;
+                    p.store(0, Relaxed);
+                    self.table(t)[i].store(e, Relaxed);
+                    moved = true;
+                }
+            } else {
+                off = ((from | ((1 << 21) - 1)) + 1) - old;
+                continue;
+            }
+            off += 4096;
+        }
+        if moved {
+            self.flush_tlb_range(mm, old, old + len);
+        }
+        Ok(())
+    }
+}
