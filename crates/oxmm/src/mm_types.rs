@@ -441,6 +441,9 @@ pub struct VmState {
     pub rng: AtomicU64,
     /// `vm.admin_reserve_kbytes`.
     pub admin_reserve_kbytes: AtomicU64,
+    /// What maps prints for a VMA's file handle (a path, or `[vdso]` for
+    /// special mappings); files arrive with the page cache.
+    pub file_names: spin::Mutex<BTreeMap<u64, String>>,
     /// `vm.user_reserve_kbytes`.
     pub user_reserve_kbytes: AtomicU64,
 }
@@ -458,6 +461,7 @@ impl Default for VmState {
             tasks: spin::Mutex::new(BTreeMap::new()),
             rng: AtomicU64::new(0x6f786d6d),
             admin_reserve_kbytes: AtomicU64::new(8192),
+            file_names: spin::Mutex::new(BTreeMap::new()),
             user_reserve_kbytes: AtomicU64::new(131072),
         }
     }

@@ -188,6 +188,87 @@ impl Kernel {
         Ok(task)
     }
 
+    /// Creates a process whose address space starts as a copy of another
+    /// program's layout (the VMAs an `execve` and the loader made, taken
+    /// from its /proc/PID/maps): used to run a host process's calls on a
+    /// model with the same starting point. The image VMAs have no pages.
+    pub fn create_process_with_layout(
+        &self,
+        comm: &str,
+        rlim: [Rlimit; rlimit::NLIMITS],
+        pers: u64,
+        layout: &ImageLayout,
+    ) -> Result<Arc<Task>, Errno> {
+        let task = self.create_process(comm, rlim, pers)?;
+        let mm = &*task.mm;
+        let mut st = mm.lock.write();
+        for v in self.vmas(&st) {
+            if v.flags() & vm::ACCOUNT != 0 {
+                self.vm_acct_memory(-(v.pages() as i64));
+            }
+            self.vma_unlink(&mut st, v);
+            self.vm_area_free(v);
+        }
+        st.total_vm = 0;
+        st.stack_vm = 0;
+        st.data_vm = 0;
+        st.exec_vm = 0;
+        st.mmap_base = layout.mmap_base;
+        st.mmap_legacy_base = task_unmapped_base(TASK_SIZE);
+        st.topdown = !layout.legacy;
+        st.start_brk = layout.start_brk;
+        st.brk = layout.brk;
+        st.start_stack = layout.start_stack;
+        st.start_code = layout.start_code;
+        st.end_code = layout.end_code;
+        st.start_data = layout.start_data;
+        st.end_data = layout.end_data;
+        for iv in &layout.vmas {
+            let v = self.vm_area_alloc(mm)?;
+            v.set_flags(iv.flags);
+            v.raw().vm_file.store(iv.file, Relaxed);
+            self.vma_set_range(&mut st, v, iv.start, iv.end, iv.pgoff);
+            self.vma_link(&mut st, v);
+            let pages = (iv.end - iv.start) >> 12;
+            vm_stat_account(&mut st, iv.flags, pages as i64);
+            if iv.flags & vm::ACCOUNT != 0 {
+                self.vm_acct_memory(pages as i64);
+            }
+            if iv.flags & vm::LOCKED != 0 {
+                st.locked_vm += pages;
+            }
+            if iv.forked_anon {
+                self.anon_vma_prepare(v)?;
+                self.anon_vma_add_parent(v)?;
+            }
+        }
+        drop(st);
+        Ok(task)
+    }
+
+    /// `prlimit64` on oneself (`do_prlimit`): sets a limit, returns the old one.
+    pub fn sys_prlimit(&self, task: &Task, resource: u64, new: Option<Rlimit>) -> Result<Rlimit, Errno> {
+        if resource >= rlimit::NLIMITS as u64 {
+            return Err(Errno::EINVAL);
+        }
+        let r = resource as usize;
+        let mut lim = task.rlim.lock();
+        let old = lim[r];
+        if let Some(n) = new {
+            if n.cur > n.max {
+                return Err(Errno::EINVAL);
+            }
+            if r == 7 && n.max > 1 << 20 {
+                return Err(Errno::EPERM);
+            }
+            if n.max > old.max && !task.cap_sys_resource.load(Relaxed) {
+                return Err(Errno::EPERM);
+            }
+            lim[r] = n;
+        }
+        Ok(old)
+    }
+
     /// Whether the mm may grow by `npages` of `flags` under RLIMIT_AS and
     /// RLIMIT_DATA (`may_expand_vm`).
     pub fn may_expand_vm(&self, task: &Task, st: &MmState, flags: u64, npages: u64) -> bool {
@@ -738,12 +819,8 @@ impl Kernel {
         self.vm_enough_memory(task, pages as i64, true)?;
         // Grow the heap VMA in place when it ends at addr and agrees.
         let prev = self.vma_before(st, addr).filter(|p| p.end() == addr);
-        let grown = prev.filter(|p| {
-            p.flags() & !vm::SOFTDIRTY == flags & !vm::SOFTDIRTY
-                && p.is_anonymous()
-                && p.raw().anon_name.load(Relaxed) == 0
-                && p.raw().vm_policy.load(Relaxed) == 0
-        });
+        let attrs = VmaAttrs { flags, anon_name: 0, policy: 0 };
+        let grown = prev.filter(|p| self.mergeable(*p, &attrs, 0, 0, None) && p.pgoff() + p.pages() == addr >> 12);
         if let Some(p) = grown {
             self.vma_set_range(st, p, p.start(), addr + len, p.pgoff());
         } else {
@@ -770,6 +847,50 @@ impl Kernel {
         let st = task.mm.lock.read();
         self.vma_lookup(&st, addr).map(|v| v.va)
     }
+}
+
+/// One VMA of a program image ([`Kernel::create_process_with_layout`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ImageVma {
+    /// Start.
+    pub start: u64,
+    /// End.
+    pub end: u64,
+    /// `VM_*` flags.
+    pub flags: u64,
+    /// Offset in pages.
+    pub pgoff: u64,
+    /// File handle (0: anonymous).
+    pub file: u64,
+    /// The VMA holds anonymous pages inherited through fork: it gets an
+    /// anon_vma linked to a parent's too, which decides what it may merge
+    /// with as on Linux.
+    pub forked_anon: bool,
+}
+
+/// The layout a program image starts with.
+#[derive(Clone, Debug, Default)]
+pub struct ImageLayout {
+    /// Top of the top-down mmap area.
+    pub mmap_base: u64,
+    /// Bottom-up layout.
+    pub legacy: bool,
+    /// Heap start.
+    pub start_brk: u64,
+    /// Current break.
+    pub brk: u64,
+    /// An address in the initial stack.
+    pub start_stack: u64,
+    /// Program text.
+    pub start_code: u64,
+    /// End of text.
+    pub end_code: u64,
+    /// Data.
+    pub start_data: u64,
+    /// End of data.
+    pub end_data: u64,
+    /// The VMAs, in any order.
+    pub vmas: alloc::vec::Vec<ImageVma>,
 }
 
 /// VMA flags from `mmap` flags (`calc_vm_flag_bits`).

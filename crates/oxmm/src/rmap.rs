@@ -257,6 +257,20 @@ impl Kernel {
         vma.raw().anon_vma.store(0, Relaxed);
     }
 
+    /// Links `vma` to one more anon_vma, a stand-in for the parent's of a
+    /// process that was forked (for address spaces copied from a real
+    /// process, whose history we cannot replay).
+    pub fn anon_vma_add_parent(&self, vma: Vma<'_>) -> Result<(), Errno> {
+        let _g = self.vm_rmap_lock.lock();
+        let av = self.anon_vma_alloc().ok_or(Errno::ENOMEM)?;
+        self.anon_vma(av).num_children.store(1, Relaxed);
+        if let Err(e) = self.avc_link(vma, av) {
+            self.put_anon_vma(av);
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// The chain after `avc` on its VMA's list (0 at the end).
     pub fn anon_vma_chain_next(&self, avc: u64) -> u64 {
         self.avc(avc).same_vma_next.load(Relaxed)

@@ -217,7 +217,14 @@ impl Kernel {
     /// True when a VMA with `attrs`, `file` and `anon_vma` could sit
     /// next to `v` as one VMA, offsets aside (`is_mergeable_vma` plus
     /// `is_mergeable_anon_vma`).
-    fn mergeable(&self, v: Vma<'_>, attrs: &VmaAttrs, file: u64, anon_vma: u64, other: Option<Vma<'_>>) -> bool {
+    pub(crate) fn mergeable(
+        &self,
+        v: Vma<'_>,
+        attrs: &VmaAttrs,
+        file: u64,
+        anon_vma: u64,
+        other: Option<Vma<'_>>,
+    ) -> bool {
         if (v.flags() ^ attrs.flags) & !vm::IGNORE_MERGE != 0 || attrs.flags & vm::SPECIAL != 0 {
             return false;
         }
@@ -228,19 +235,22 @@ impl Kernel {
         {
             return false;
         }
+        // is_mergeable_anon_vma: the side without an anon_vma adopts the
+        // other's, unless the VMA that has it was forked and still shares
+        // its parents' anon_vmas (merging would widen the root lock's reach).
         let a = v.anon_vma();
-        if a == 0 || anon_vma == 0 {
-            // One side has no anon_vma yet: it can adopt the other's, unless
-            // `other` (the VMA whose pages move) is linked to several.
-            other.is_none_or(|o| self.single_chain(o))
-        } else {
-            a == anon_vma
+        match (a, anon_vma) {
+            (0, 0) => true,
+            (0, _) => !other.is_some_and(|o| self.had_uncowed_parents(o)),
+            (_, 0) => !self.had_uncowed_parents(v),
+            _ => a == anon_vma,
         }
     }
 
-    fn single_chain(&self, v: Vma<'_>) -> bool {
+    /// A VMA with an anon_vma linked to more than one (`vma_had_uncowed_parents`).
+    fn had_uncowed_parents(&self, v: Vma<'_>) -> bool {
         let c = v.raw().anon_vma_chain.load(Relaxed);
-        c == 0 || self.anon_vma_chain_next(c) == 0
+        v.anon_vma() != 0 && c != 0 && self.anon_vma_chain_next(c) != 0
     }
 
     /// Tries to place a new range `[start, end)` by growing a neighbour

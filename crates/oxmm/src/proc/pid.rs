@@ -17,18 +17,17 @@ const NAME_COLUMN: usize = 73;
 
 /// The name maps shows for a VMA, if any.
 fn vma_name(k: &Kernel, st: &MmState, v: Vma<'_>) -> Option<String> {
-    let name = v.raw().anon_name.load(Relaxed);
-    if v.start() <= st.brk && v.end() >= st.start_brk && v.is_anonymous() && name == 0 {
+    if !v.is_anonymous() {
+        return k.vma_file_name(v);
+    }
+    if v.start() <= st.brk && v.end() >= st.start_brk {
         return Some(String::from("[heap]"));
     }
     if v.start() <= st.start_stack && v.end() >= st.start_stack {
         return Some(String::from("[stack]"));
     }
-    if name != 0 {
-        let b = k.anon_name_bytes(name);
-        return Some(format!("[anon:{}]", String::from_utf8_lossy(&b)));
-    }
-    k.vma_file_name(v)
+    let name = v.raw().anon_name.load(Relaxed);
+    (name != 0).then(|| format!("[anon:{}]", String::from_utf8_lossy(&k.anon_name_bytes(name))))
 }
 
 fn header(out: &mut String, k: &Kernel, st: &MmState, v: Vma<'_>) {
@@ -349,6 +348,9 @@ impl Kernel {
     /// The path maps prints for a file VMA (files arrive with the page cache).
     pub fn vma_file_name(&self, v: Vma<'_>) -> Option<String> {
         let f = v.file();
-        (f != 0).then(|| format!("/oxmm/file/{f}"))
+        if f == 0 {
+            return None;
+        }
+        Some(self.vm.file_names.lock().get(&f).cloned().unwrap_or_else(|| format!("/oxmm/file/{f}")))
     }
 }
