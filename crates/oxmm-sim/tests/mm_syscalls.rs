@@ -244,3 +244,32 @@ fn anon_names_show_in_maps_and_split_vmas() {
     assert_eq!(k.sys_set_vma_anon_name(&t, a + P, P, None), Ok(0));
     assert!(maps(k, &t).contains("30000000-30003000 rw-p"), "unnamed again: merged");
 }
+
+#[test]
+fn shared_anonymous_memory_is_one_object_across_fork() {
+    let m = setup();
+    let k = &m.kernel;
+    let shmem0 = k.shmem_pages();
+    let t = process(k);
+    let a = k.sys_mmap(&t, 0, 4 * P, RW, map::SHARED | map::ANONYMOUS, -1, 0).unwrap();
+    k.fill_user(&t, a, 4 * P, 1).unwrap();
+    assert_eq!(k.shmem_pages(), shmem0 + 4);
+    assert!(maps(k, &t).contains("/dev/zero (deleted)"));
+    let c = k.fork_task(&t).unwrap();
+    k.write_user(&c, a + P, &[9]).unwrap();
+    let mut b = [0u8];
+    k.read_user(&t, a + P, &mut b).unwrap();
+    assert_eq!(b[0], 9, "the child's write is seen by the parent");
+    k.exit_task(&c);
+    assert_eq!(k.sys_madvise(&t, a, P, madv::DONTNEED), Ok(0));
+    k.read_user(&t, a, &mut b).unwrap();
+    assert_eq!(b[0], 1, "DONTNEED only unmaps: the page cache keeps the data");
+    assert_eq!(k.sys_madvise(&t, a + 2 * P, P, madv::REMOVE), Ok(0));
+    k.read_user(&t, a + 2 * P, &mut b).unwrap();
+    assert_eq!(b[0], 0, "REMOVE punches a hole");
+    // Grown past the object's size, the mapping raises SIGBUS there.
+    let g = k.sys_mremap(&t, a, 4 * P, 6 * P, MAYMOVE, 0).unwrap();
+    assert_eq!(k.read_user(&t, g + 5 * P, &mut b).unwrap_err().signo, oxmm::memory::SIGBUS);
+    k.sys_munmap(&t, g, 6 * P).unwrap();
+    assert_eq!(k.shmem_pages(), shmem0, "the last unmap frees the object");
+}

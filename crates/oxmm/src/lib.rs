@@ -57,6 +57,7 @@ pub mod percpu;
 pub mod printk;
 pub mod proc;
 pub mod rmap;
+pub mod shmem;
 pub mod slab;
 pub mod swap;
 pub mod sysctl;

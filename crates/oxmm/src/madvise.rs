@@ -131,6 +131,9 @@ impl Kernel {
                 if f & (vm::SHARED | vm::MAYWRITE) != (vm::SHARED | vm::MAYWRITE) {
                     return Err(Errno::EACCES);
                 }
+                let first = v.linear_page_index(start);
+                let last = v.linear_page_index(end - 4096);
+                self.shmem_punch_hole(task, st, v.file(), first, last);
                 return Ok(end);
             }
             madv::WILLNEED => return Ok(end),

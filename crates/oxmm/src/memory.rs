@@ -372,14 +372,40 @@ impl Kernel {
     /// VMAs are refused at mmap time and this path answers SIGBUS.
     fn do_shared_fault(
         &self,
-        _mm: &Mm,
-        _vma: Vma<'_>,
-        _addr: u64,
-        _table: Pfn,
-        _idx: usize,
-        _write: bool,
+        mm: &Mm,
+        vma: Vma<'_>,
+        addr: u64,
+        table: Pfn,
+        idx: usize,
+        write: bool,
     ) -> Result<(), VmFault> {
-        Err(VmFault::Sigbus)
+        let Some(file) = self.shmem_file(vma.file()) else { return Err(VmFault::Sigbus) };
+        let index = vma.linear_page_index(addr);
+        if index << 12 >= file.size.load(Relaxed) {
+            return Err(VmFault::Sigbus);
+        }
+        let pfn = self.shmem_get_page(file.id, index).map_err(|_| VmFault::Oom)?;
+        let mut e = mk_entry(pfn, vm_get_page_prot(vma.flags()));
+        if write {
+            e |= bits::DIRTY;
+        }
+        let l = self.pte_lock(table);
+        let pte = &self.table(table)[idx];
+        if pte.load(Relaxed) != 0 {
+            return Ok(());
+        }
+        let page = self.memmap.page(pfn);
+        page.get();
+        if page.mapcount.fetch_add(1, Relaxed) == -1 {
+            self.nodes[page.nid()].stat.add(NodeStat::NrMapped as usize, 1);
+        }
+        mm.add_counter(mm_counter::SHMEMPAGES, 1);
+        pte.store(e, Relaxed);
+        drop(l);
+        if vma.flags() & vm::LOCKED != 0 {
+            self.mlock_folio(pfn, true);
+        }
+        Ok(())
     }
 
     /// Makes a new anonymous page mapped once, by this VMA only
@@ -401,11 +427,16 @@ impl Kernel {
         page.get();
     }
 
-    /// One mapping of an anonymous page fewer (`folio_remove_rmap_pte`).
+    /// One mapping of a page fewer (`folio_remove_rmap_pte`).
     fn folio_remove_rmap(&self, pfn: Pfn) {
         let page = self.memmap.page(pfn);
         if page.mapcount.fetch_sub(1, Relaxed) == 0 {
-            self.nodes[page.nid()].stat.add(NodeStat::NrAnonPages as usize, -1);
+            let item = if page.mapping.load(Relaxed) & PAGE_MAPPING_ANON != 0 {
+                NodeStat::NrAnonPages
+            } else {
+                NodeStat::NrMapped
+            };
+            self.nodes[page.nid()].stat.add(item as usize, -1);
             if page.test(pg::MLOCKED) {
                 page.clear(pg::MLOCKED);
                 self.mlock_account(pfn, -1);
@@ -517,6 +548,8 @@ impl Kernel {
                                 let page = self.memmap.page(pfn);
                                 if page.mapping.load(Relaxed) & PAGE_MAPPING_ANON != 0 {
                                     mm.add_counter(mm_counter::ANONPAGES, -1);
+                                } else if page.test(pg::SWAPBACKED) {
+                                    mm.add_counter(mm_counter::SHMEMPAGES, -1);
                                 } else {
                                     mm.add_counter(mm_counter::FILEPAGES, -1);
                                 }
@@ -637,8 +670,15 @@ impl Kernel {
                     } else if v != 0 && pte_present(v) {
                         let pfn = entry_pfn(v);
                         if Some(pfn) != zero && v & bits::SPECIAL == 0 {
-                            self.folio_dup_anon_rmap(pfn);
-                            dst_mm.add_counter(mm_counter::ANONPAGES, 1);
+                            let page = self.memmap.page(pfn);
+                            if page.mapping.load(Relaxed) & PAGE_MAPPING_ANON != 0 {
+                                self.folio_dup_anon_rmap(pfn);
+                                dst_mm.add_counter(mm_counter::ANONPAGES, 1);
+                            } else {
+                                page.mapcount.fetch_add(1, Relaxed);
+                                page.get();
+                                dst_mm.add_counter(mm_counter::SHMEMPAGES, 1);
+                            }
                         }
                         if cow && v & bits::RW != 0 {
                             st[i].fetch_and(!bits::RW, Relaxed);

@@ -38,14 +38,15 @@ impl Kernel {
             let end = v.end().min(addr + (pages << 12));
             let mut a = addr;
             while a < end {
-                let resident = match self.pte_of(mm, a) {
-                    Some(p) => {
-                        let e = p.load(Relaxed);
-                        // Present (or PROT_NONE) pages are resident; swap and
-                        // other non-present entries arrive with swap.
-                        e != 0 && (pte_present(e) || !v.is_anonymous())
-                    }
-                    None => false,
+                let e = self.pte_of(mm, a).map_or(0, |p| p.load(Relaxed));
+                // Present (or PROT_NONE) pages are resident; for a file, an
+                // unmapped page may still be in its page cache.
+                let resident = if e != 0 && pte_present(e) {
+                    true
+                } else if e == 0 && !v.is_anonymous() {
+                    self.shmem_lookup(v.file(), v.linear_page_index(a)).is_some()
+                } else {
+                    false
                 };
                 vec.push(u8::from(resident));
                 a += 4096;

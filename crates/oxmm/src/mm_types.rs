@@ -444,6 +444,8 @@ pub struct VmState {
     /// What maps prints for a VMA's file handle (a path, or `[vdso]` for
     /// special mappings); files arrive with the page cache.
     pub file_names: spin::Mutex<BTreeMap<u64, String>>,
+    /// Shared memory files.
+    pub shmem: crate::shmem::ShmemState,
     /// `vm.user_reserve_kbytes`.
     pub user_reserve_kbytes: AtomicU64,
 }
@@ -462,6 +464,7 @@ impl Default for VmState {
             rng: AtomicU64::new(0x6f786d6d),
             admin_reserve_kbytes: AtomicU64::new(8192),
             file_names: spin::Mutex::new(BTreeMap::new()),
+            shmem: Default::default(),
             user_reserve_kbytes: AtomicU64::new(131072),
         }
     }

@@ -566,9 +566,8 @@ impl Kernel {
                 if vm_flags & vm::GROWSDOWN != 0 {
                     return Err(Errno::EINVAL);
                 }
-                // Shared anonymous memory is shmem, which arrives with the
-                // page cache; refuse the way a failed shmem_zero_setup does.
-                return Err(Errno::ENOMEM);
+                pgoff = 0;
+                vm_flags |= vm::SHARED | vm::MAYSHARE;
             }
             map::DROPPABLE => {
                 if flags & (map::LOCKED | map::HUGETLB) != 0 || vm_flags & vm::GROWSDOWN != 0 {
@@ -628,7 +627,21 @@ impl Kernel {
             vm_flags |= vm::ACCOUNT;
         }
         let attrs = VmaAttrs { flags: vm_flags, anon_name: 0, policy: 0 };
-        let merged = self.vma_merge_new_range(st, addr, end, &attrs, 0, pgoff);
+        // Shared anonymous memory is a new shmem file: it never merges.
+        let file = if vm_flags & vm::SHARED != 0 {
+            match self.shmem_zero_setup(task, len, vm_flags) {
+                Ok(f) => f,
+                Err(e) => {
+                    if accountable {
+                        self.vm_acct_memory(-(pglen as i64));
+                    }
+                    return Err(e);
+                }
+            }
+        } else {
+            0
+        };
+        let merged = if file == 0 { self.vma_merge_new_range(st, addr, end, &attrs, 0, pgoff) } else { None };
         if merged.is_none() {
             let v = match self.vm_area_alloc(mm) {
                 Ok(v) => v,
@@ -636,10 +649,12 @@ impl Kernel {
                     if accountable {
                         self.vm_acct_memory(-(pglen as i64));
                     }
+                    self.file_put(file);
                     return Err(e);
                 }
             };
             v.set_flags(vm_flags);
+            v.raw().vm_file.store(file, Relaxed);
             self.vma_set_range(st, v, addr, end, pgoff);
             self.vma_link(st, v);
         }

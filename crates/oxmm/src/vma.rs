@@ -127,6 +127,7 @@ impl Kernel {
         d.vm_mm.store(mm_id, Relaxed);
         d.anon_vma.store(s.anon_vma.load(Relaxed), Relaxed);
         d.vm_file.store(s.vm_file.load(Relaxed), Relaxed);
+        self.file_get(s.vm_file.load(Relaxed));
         let name = s.anon_name.load(Relaxed);
         self.anon_name_get(name);
         d.anon_name.store(name, Relaxed);
@@ -142,6 +143,7 @@ impl Kernel {
             self.unlink_anon_vmas(v);
         }
         self.anon_name_put(v.raw().anon_name.load(Relaxed));
+        self.file_put(v.file());
         let c = self.slab.subsystem.get().expect("caches exist after boot").vm_area_struct;
         self.kmem_cache_free(c, v.va);
     }
@@ -195,6 +197,7 @@ impl Kernel {
             new.raw().anon_vma.store(v.anon_vma(), Relaxed);
             if let Err(e) = self.anon_vma_clone(new, v, false) {
                 self.anon_name_put(new.raw().anon_name.load(Relaxed));
+                self.file_put(new.file());
                 let c = self.slab.subsystem.get().expect("caches exist after boot").vm_area_struct;
                 self.kmem_cache_free(c, new.va);
                 return Err(e);

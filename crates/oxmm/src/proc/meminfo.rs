@@ -123,7 +123,7 @@ pub fn meminfo(k: &Kernel) -> String {
         ("Bounce", 0, Unit::Pages),
         ("WritebackTmp", 0, Unit::Pages),
         ("CommitLimit", vm_commit_limit(k), Unit::Pages),
-        ("Committed_AS", 0, Unit::Pages),
+        ("Committed_AS", k.vm.committed_as.load(core::sync::atomic::Ordering::Relaxed).max(0) as u64, Unit::Pages),
         ("VmallocTotal", VMALLOC_TOTAL >> 10, Unit::Kb),
         ("VmallocUsed", k.vmalloc.nr_pages.load(core::sync::atomic::Ordering::Relaxed), Unit::Pages),
         ("VmallocChunk", 0, Unit::Pages),

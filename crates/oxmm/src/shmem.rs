@@ -1,0 +1,190 @@
+//! Shared memory objects (Linux's `mm/shmem.c`), so far as shared
+//! anonymous mappings need them: `mmap(MAP_SHARED | MAP_ANONYMOUS)` gets an
+//! unlinked shmem file (`shmem_zero_setup`), its pages live in the file's
+//! page cache, every mapping of the file sees the same pages (also across
+//! fork), and they stay until the file goes with its last VMA or a hole is
+//! punched (MADV_REMOVE). tmpfs files and memfd build on the same object
+//! with the page-cache component.
+//!
+//! A file's page index is a B-tree in host memory for now; the page-cache
+//! component replaces it with an xarray of `radix_tree_node` slab objects.
+
+use alloc::collections::BTreeMap;
+use alloc::sync::Arc;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+use crate::gfp::Gfp;
+use crate::kernel::Kernel;
+use crate::mm_types::{vm, Vma};
+use crate::page::pg;
+use crate::types::{Errno, Pfn};
+use crate::vmstat::NodeStat;
+
+/// File handles at or above this are shmem files.
+pub const SHMEM_ID_BASE: u64 = 1 << 40;
+
+/// One shmem file (an inode with its page cache).
+pub struct ShmemFile {
+    /// The handle VMAs hold in `vm_file`.
+    pub id: u64,
+    /// Pages by index.
+    pub pages: spin::Mutex<BTreeMap<u64, Pfn>>,
+    /// Size in bytes.
+    pub size: AtomicU64,
+    /// References: one per VMA mapping it (and open descriptors later).
+    pub refs: AtomicU64,
+    /// Pages charged to the commit (`shmem_acct_size`), 0 with NORESERVE.
+    pub accounted: u64,
+}
+
+/// All shmem files.
+#[derive(Default)]
+pub struct ShmemState {
+    next: AtomicU64,
+    files: spin::Mutex<BTreeMap<u64, Arc<ShmemFile>>>,
+}
+
+impl Kernel {
+    /// The shmem file behind a handle.
+    pub fn shmem_file(&self, id: u64) -> Option<Arc<ShmemFile>> {
+        if id < SHMEM_ID_BASE {
+            return None;
+        }
+        self.vm.shmem.files.lock().get(&id).cloned()
+    }
+
+    /// Makes the unlinked shmem file of a shared anonymous mapping of
+    /// `size` bytes (`shmem_zero_setup`), charging it to the commit unless
+    /// `vm_flags` has VM_NORESERVE; one reference, for the VMA.
+    pub fn shmem_zero_setup(&self, task: &crate::mm_types::Task, size: u64, vm_flags: u64) -> Result<u64, Errno> {
+        let pages = size.div_ceil(4096);
+        let accounted = if vm_flags & vm::NORESERVE != 0 {
+            0
+        } else {
+            self.vm_enough_memory(task, pages as i64, true)?;
+            pages
+        };
+        let id = SHMEM_ID_BASE + self.vm.shmem.next.fetch_add(1, Relaxed);
+        let f = Arc::new(ShmemFile {
+            id,
+            pages: spin::Mutex::new(BTreeMap::new()),
+            size: AtomicU64::new(size),
+            refs: AtomicU64::new(1),
+            accounted,
+        });
+        self.vm.shmem.files.lock().insert(id, f);
+        self.vm.file_names.lock().insert(id, alloc::string::String::from("/dev/zero (deleted)"));
+        Ok(id)
+    }
+
+    /// One more reference on a file handle (`get_file`).
+    pub fn file_get(&self, id: u64) {
+        if let Some(f) = self.shmem_file(id) {
+            f.refs.fetch_add(1, Relaxed);
+        }
+    }
+
+    /// Drops a reference; the last one frees the file and its pages (`fput`
+    /// then `shmem_evict_inode`).
+    pub fn file_put(&self, id: u64) {
+        let Some(f) = self.shmem_file(id) else { return };
+        if f.refs.fetch_sub(1, Relaxed) == 1 {
+            self.vm.shmem.files.lock().remove(&id);
+            self.vm.file_names.lock().remove(&id);
+            let pages: Vec<Pfn> = core::mem::take(&mut *f.pages.lock()).into_values().collect();
+            for pfn in pages {
+                self.shmem_release_page(pfn);
+            }
+            self.vm_acct_memory(-(f.accounted as i64));
+        }
+    }
+
+    fn shmem_release_page(&self, pfn: Pfn) {
+        let page = self.memmap.page(pfn);
+        let nid = page.nid();
+        self.nodes[nid].stat.add(NodeStat::NrShmem as usize, -1);
+        self.nodes[nid].stat.add(NodeStat::NrFilePages as usize, -1);
+        page.mapping.store(0, Relaxed);
+        self.put_user_page(pfn);
+    }
+
+    /// The page at `index` of a file, if cached (`filemap_get_folio`).
+    pub fn shmem_lookup(&self, id: u64, index: u64) -> Option<Pfn> {
+        self.shmem_file(id)?.pages.lock().get(&index).copied()
+    }
+
+    /// The page at `index`, allocated zeroed when missing (`shmem_get_folio`
+    /// with SGP_CACHE); the page cache's reference is the file's.
+    pub fn shmem_get_page(&self, id: u64, index: u64) -> Result<Pfn, Errno> {
+        let f = self.shmem_file(id).ok_or(Errno::EIO)?;
+        if let Some(&p) = f.pages.lock().get(&index) {
+            return Ok(p);
+        }
+        let pfn = self.alloc_pages(Gfp::GFP_HIGHUSER_MOVABLE | Gfp::ZERO, 0).ok_or(Errno::ENOMEM)?;
+        let mut pages = f.pages.lock();
+        if let Some(&p) = pages.get(&index) {
+            drop(pages);
+            self.free_pages(pfn, 0);
+            return Ok(p);
+        }
+        let page = self.memmap.page(pfn);
+        page.mapping.store(id << 1, Relaxed);
+        page.index.store(index, Relaxed);
+        page.set(pg::SWAPBACKED | pg::UPTODATE);
+        pages.insert(index, pfn);
+        drop(pages);
+        let nid = page.nid();
+        self.nodes[nid].stat.add(NodeStat::NrShmem as usize, 1);
+        self.nodes[nid].stat.add(NodeStat::NrFilePages as usize, 1);
+        self.folio_add_lru(pfn, false);
+        Ok(pfn)
+    }
+
+    /// Frees the pages of `[first, last]` (page indexes) of a file after
+    /// unmapping them from every VMA (`shmem_fallocate` with
+    /// FALLOC_FL_PUNCH_HOLE, as MADV_REMOVE does).
+    /// `cur` is the calling task, whose mmap lock the caller holds.
+    pub fn shmem_punch_hole(
+        &self,
+        cur: &crate::mm_types::Task,
+        cur_st: &crate::mm_types::MmState,
+        id: u64,
+        first: u64,
+        last: u64,
+    ) {
+        let Some(f) = self.shmem_file(id) else { return };
+        // unmap_mapping_range: every task's VMAs of this file.
+        let tasks: Vec<_> = self.vm.tasks.lock().values().cloned().collect();
+        for t in tasks {
+            let guard = if t.mm.id == cur.mm.id { None } else { Some(t.mm.lock.read()) };
+            let st = guard.as_deref().unwrap_or(cur_st);
+            let vmas: Vec<Vma<'_>> = self.vmas(st).into_iter().filter(|v| v.file() == id).collect();
+            let mut tlb = crate::memory::MmuGather::default();
+            for v in vmas {
+                let (lo, hi) = (v.pgoff(), v.pgoff() + v.pages());
+                let s = first.max(lo);
+                let e = (last + 1).min(hi);
+                if s < e {
+                    let start = v.start() + ((s - lo) << 12);
+                    let end = v.start() + ((e - lo) << 12);
+                    self.zap_pte_range(&t.mm, v, start, end, &mut tlb);
+                }
+            }
+            self.tlb_finish_mmu(&t.mm, &mut tlb);
+        }
+        let removed: Vec<Pfn> = {
+            let mut pages = f.pages.lock();
+            let keys: Vec<u64> = pages.range(first..=last).map(|(&k, _)| k).collect();
+            keys.into_iter().filter_map(|k| pages.remove(&k)).collect()
+        };
+        for pfn in removed {
+            self.shmem_release_page(pfn);
+        }
+    }
+
+    /// Shmem pages of every file.
+    pub fn shmem_pages(&self) -> u64 {
+        self.global_node_page_state(NodeStat::NrShmem)
+    }
+}
