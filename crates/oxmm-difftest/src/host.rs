@@ -62,6 +62,8 @@ pub struct HostRun {
 
 /// Largest memory access or file write the harness performs in one step.
 pub const MAX_ACCESS: u64 = 256 << 20;
+/// Largest mincore vector the harness reports (64 GiB of address space).
+pub const MAX_MINCORE_PAGES: u64 = 16 << 20;
 
 const IO_LEN: usize = 1 << 20;
 const ALT_LEN: usize = 64 << 10;
@@ -519,27 +521,43 @@ impl Child<'_> {
     }
 
     fn mincore(&self, id: u32, addr: u64, len: u64) -> i64 {
+        let pages = len.div_ceil(PAGE_SIZE);
+        if pages <= IO_LEN as u64 {
+            let r = sys3(libc::SYS_mincore, addr, len, self.io);
+            if r != 0 {
+                return self.ret(id, r);
+            }
+            self.frame_raw(wire::T_CHUNK, id, self.io, pages);
+            self.frame(wire::T_MINCORE, id, &[]);
+            return 0;
+        }
+        // More pages than the buffer holds. A first call with a null
+        // vector checks the range as the kernel does for the whole length
+        // (EINVAL, ENOMEM, or EFAULT once it first copies out); then the
+        // range goes chunk by chunk through the buffer, stopping at the
+        // first hole exactly as the kernel's own loop does.
+        let r = sys3(libc::SYS_mincore, addr, len, 0);
+        if r != -(libc::EFAULT as i64) {
+            return self.ret(id, r);
+        }
         let cap = IO_LEN as u64 * PAGE_SIZE;
         let mut start = addr;
         let mut left = len;
-        loop {
-            // With more pages than the buffer holds, the kernel fills the
-            // buffer and fails with EFAULT at the guard page: continue after it.
-            let r = sys3(libc::SYS_mincore, start, left, self.io);
-            let pages = left.div_ceil(PAGE_SIZE);
-            if r == 0 {
-                self.frame_raw(wire::T_CHUNK, id, self.io, pages);
-                self.frame(wire::T_MINCORE, id, &[]);
-                return 0;
+        while left > 0 {
+            let n = left.min(cap);
+            let r = sys3(libc::SYS_mincore, start, n, self.io);
+            if r != 0 {
+                return self.ret(id, r);
             }
-            if r == -(libc::EFAULT as i64) && left > cap {
-                self.frame_raw(wire::T_CHUNK, id, self.io, IO_LEN as u64);
-                start += cap;
-                left -= cap;
-                continue;
+            if (start - addr) / PAGE_SIZE > MAX_MINCORE_PAGES {
+                return self.hosterr(id, b"mincore vector longer than the harness allows");
             }
-            return self.ret(id, r);
+            self.frame_raw(wire::T_CHUNK, id, self.io, n.div_ceil(PAGE_SIZE));
+            start += n;
+            left -= n;
         }
+        self.frame(wire::T_MINCORE, id, &[]);
+        0
     }
 
     fn fill_file(&self, fd: u64, off: u64, len: u64, byte: Option<u8>) -> i64 {
@@ -735,9 +753,12 @@ impl Child<'_> {
     fn serve(&mut self, cmd_fd: i32, cmd_buf: u64) {
         loop {
             let mut h = [0u8; CMD_HEADER];
+            // No timeout while waiting for the harness, one per command.
+            sys1(libc::SYS_alarm, 0);
             if !read_exact(cmd_fd, h.as_mut_ptr() as u64, CMD_HEADER as u64) {
                 exit_group(0);
             }
+            sys1(libc::SYS_alarm, self.timeout as u64);
             let mut a = [0i64; MAX_ARGS];
             for (i, v) in a.iter_mut().enumerate() {
                 let mut x = [0u8; 8];
@@ -864,6 +885,11 @@ fn child_setup(fds: &[i32], timeout: u32) -> [i32; 6] {
         Ok(b) => b,
         Err(_) => exit_group(5),
     };
+    // Every page of the buffers resident, so that residency (mincore,
+    // smaps) of the harness's memory is the same in every child.
+    for (base, len) in [(b.io, IO_LEN), (b.alt, ALT_LEN), (b.cmd, CMD_LEN)] {
+        copy_or_fill(base as u64, 0, len as u64, 0);
+    }
     let ss = libc::stack_t { ss_sp: b.alt as *mut c_void, ss_flags: 0, ss_size: ALT_LEN };
     // SAFETY: the alternate stack is our own mapping; the handler is an
     // extern "C" function that only touches atomics and the saved context.

@@ -19,6 +19,8 @@ pub mod consts;
 pub mod host;
 pub mod lang;
 pub mod model;
+pub mod model_oxmm;
+pub mod models;
 pub mod random;
 pub mod run;
 pub mod testing;

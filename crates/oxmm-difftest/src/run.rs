@@ -28,6 +28,8 @@ pub struct Options {
     pub allow_unsupported: bool,
     /// Host side options.
     pub host: HostOptions,
+    /// Record every step's results in [`Report::trace`].
+    pub trace: bool,
 }
 
 /// What a run found.
@@ -45,6 +47,8 @@ pub struct Report {
     pub errors: Vec<String>,
     /// Steps the model answered `Unsupported`.
     pub unsupported: usize,
+    /// `STEP ...` lines, one per comparison, with [`Options::trace`].
+    pub trace: Vec<String>,
 }
 
 impl Report {
@@ -56,6 +60,7 @@ impl Report {
         self.corpus_errors.extend(o.corpus_errors);
         self.errors.extend(o.errors);
         self.unsupported += o.unsupported;
+        self.trace.extend(o.trace);
     }
 
     /// Whether anything went wrong.
@@ -133,6 +138,12 @@ impl Walker<'_> {
         self.host.remove(&id).unwrap_or_else(|| Outcome::HostError("no host result".into()))
     }
 
+    fn trace(&mut self, line: u32, verb: &str, host: &Outcome, model: &Outcome) {
+        if self.opts.trace {
+            self.rep.trace.push(format!("STEP {}:{} {}: host={} oxmm={}", self.script.name, line, verb, host, model));
+        }
+    }
+
     fn mismatch(&mut self, line: u32, verb: &str, host: &dyn std::fmt::Display, model: &dyn std::fmt::Display) {
         self.rep
             .mismatches
@@ -157,6 +168,7 @@ impl Walker<'_> {
     }
 
     fn compare_maps(&mut self, line: u32, verb: &str, host: &Outcome, model: &Outcome) {
+        self.trace(line, verb, host, model);
         if !self.common(line, verb, host, model) {
             return;
         }
@@ -210,6 +222,7 @@ impl Walker<'_> {
                     let call = Call::from_raw(*v, &a, text);
                     let host = self.take(step.id);
                     let m = model.call(&call);
+                    self.trace(step.line, verb, &host, &m);
                     self.check_expect(step, &host);
                     if self.common(step.line, verb, &host, &m) && host != m {
                         self.mismatch(step.line, verb, &host, &m);
@@ -231,6 +244,7 @@ impl Walker<'_> {
                 StepKind::Fork(inner) => {
                     let host = self.take(step.id);
                     let m = model.fork_enter();
+                    self.trace(step.line, verb, &host, &m);
                     let host_ok = matches!(host, Outcome::Ok(_));
                     let model_ok = matches!(m, Outcome::Ok(_));
                     if self.common(step.line, verb, &host, &m) && host_ok != model_ok {
