@@ -621,6 +621,14 @@ pub struct StartState {
     pub maps: Vec<MapEntry>,
     /// `/proc/self/smaps` counters at the start.
     pub smaps: Vec<SmapsEntry>,
+    /// `/proc/self/smaps` at the start, raw text (`VmFlags` included).
+    ///
+    /// Every start VMA was inherited through `fork` (the script's child is
+    /// forked from a template child that set everything up), so one that
+    /// had an anon_vma then (it has anonymous pages, `Anonymous:` > 0) has
+    /// a non-singular anon_vma chain, and Linux does not merge a new VMA
+    /// into it (`vma_had_uncowed_parents`).
+    pub smaps_text: String,
     /// `start_brk` (field 47 of `/proc/self/stat`).
     pub start_brk: u64,
     /// The current break (`brk(0)`).

@@ -832,16 +832,21 @@ fn read_exact(fd: i32, mut p: u64, mut len: u64) -> bool {
     true
 }
 
-/// Waits for a child with raw `wait4`; true when it exited with status 0.
-fn wait_ok(pid: i64) -> bool {
+/// Waits for a child with raw `wait4`: its wait status (-1 if lost).
+fn wait_status(pid: i64) -> i32 {
     let mut status = 0i32;
     loop {
         let r = sys4(libc::SYS_wait4, pid as u64, &mut status as *mut i32 as u64, 0, 0);
         if r == -(libc::EINTR as i64) {
             continue;
         }
-        return r == pid && status == 0;
+        return if r == pid { status } else { -1 };
     }
+}
+
+/// Waits for a child; true when it exited with status 0.
+fn wait_ok(pid: i64) -> bool {
+    wait_status(pid) == 0
 }
 
 #[inline(never)]
@@ -903,7 +908,7 @@ fn child_setup(fds: &[i32], timeout: u32) -> [i32; 6] {
             libc::sigaction(sig, &sa, std::ptr::null_mut());
         }
     }
-    sys1(libc::SYS_alarm, timeout as u64);
+    sys1(libc::SYS_alarm, timeout as u64 + 5);
     high
 }
 
@@ -939,8 +944,14 @@ fn reap(pid: i32) -> Option<String> {
             return Some("waitpid failed".into());
         }
     }
-    if libc::WIFSIGNALED(status) {
-        let sig = libc::WTERMSIG(status);
+    let signal = if libc::WIFSIGNALED(status) {
+        Some(libc::WTERMSIG(status))
+    } else if libc::WIFEXITED(status) && libc::WEXITSTATUS(status) > 128 {
+        Some(libc::WEXITSTATUS(status) - 128)
+    } else {
+        None
+    };
+    if let Some(sig) = signal {
         Some(if sig == libc::SIGALRM {
             "host child timed out".to_string()
         } else {
@@ -977,7 +988,30 @@ pub fn run_host(script: &Script, opts: &HostOptions, twin: bool) -> (HostRun, Op
             return Err("fork failed".into());
         }
         if a == 0 {
+            // This first child is a template: it sets everything up, then
+            // forks the script's child (and that one the twin). So every
+            // anonymous VMA faulted before the start was inherited by both
+            // through fork, and behaves alike in both (an inherited
+            // anon_vma keeps a new neighbour from merging with it).
             let h = child_setup(&fds, timeout);
+            let child = sys1(libc::SYS_fork, 0);
+            if child != 0 {
+                for fd in h {
+                    if fd >= 0 {
+                        sys1(libc::SYS_close, fd as u64);
+                    }
+                }
+                if child < 0 {
+                    exit_group(6);
+                }
+                let st = wait_status(child);
+                if st & 0x7f != 0 {
+                    // Killed by a signal: report it as our own exit code.
+                    exit_group(128 + (st & 0x7f));
+                }
+                exit_group((st >> 8) & 0xff);
+            }
+            sys1(libc::SYS_alarm, timeout as u64);
             if twin {
                 // The twin is forked here, after the setup, so that its
                 // address space and descriptors are the same as ours.
@@ -1178,6 +1212,18 @@ impl Drop for TwinModel {
         if let Some(pid) = self.pid {
             let _ = reap(pid);
         }
+    }
+}
+
+/// Turns address-space randomization off for the programs this process
+/// will execute (not for itself: Linux decides that at exec). Returns
+/// whether it worked.
+pub fn no_randomize_for_execs() -> bool {
+    // SAFETY: personality(0xffffffff) only queries; the second call sets a
+    // flag of this process, which only matters at its next exec.
+    unsafe {
+        let cur = libc::personality(0xffff_ffff);
+        cur >= 0 && libc::personality((cur as u64 | wire::ADDR_NO_RANDOMIZE) as libc::c_ulong) >= 0
     }
 }
 

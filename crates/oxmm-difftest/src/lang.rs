@@ -839,3 +839,207 @@ pub fn parse_file(path: &str) -> Result<Script, ParseError> {
         Err(e) => Err(ParseError { file: path.to_string(), line: 0, msg: format!("cannot read: {e}") }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(s: &Script, i: usize) -> (Verb, Vec<i64>, Vec<u8>) {
+        match &s.body.steps[i].kind {
+            StepKind::Call { verb, args, text } => {
+                (*verb, args.iter().map(|e| e.eval(&[0x1000, 7, 9])).collect(), text.clone())
+            }
+            other => panic!("not a call: {other:?}"),
+        }
+    }
+
+    fn err(text: &str) -> ParseError {
+        parse("e.mms", text).expect_err("should not parse")
+    }
+
+    #[test]
+    fn numbers_and_units() {
+        assert_eq!(parse_number("4096"), Some(4096));
+        assert_eq!(parse_number("0x30000000"), Some(0x3000_0000));
+        assert_eq!(parse_number("3p"), Some(3 * 4096));
+        assert_eq!(parse_number("2m"), Some(2 << 20));
+        assert_eq!(parse_number("1g"), Some(1 << 30));
+        assert_eq!(parse_number("4k"), Some(4096));
+        assert_eq!(parse_number("0x10p"), Some(16 * 4096));
+        assert_eq!(parse_number("-1"), Some(-1));
+        assert_eq!(parse_number("-2p"), Some(-8192));
+        assert_eq!(parse_number("0xffffffffffffffff"), Some(-1));
+        assert_eq!(parse_number("12q"), None);
+        assert_eq!(parse_number("0x"), None);
+        assert_eq!(parse_number(""), None);
+        assert_eq!(parse_number("p"), None);
+        assert_eq!(parse_number("99999999999999999999"), None);
+    }
+
+    #[test]
+    fn every_verb_and_flag_form() {
+        let text = r##"
+# a comment line
+a = mmap 0 3p rw private|anonymous          # trailing comment
+b = mmap $a+1p 1p r|write|exec fixed|private|anonymous|0x40000000 -1 0
+c = mmap 0x7000 1p none shared_validate|populate|noreserve|locked|stack|growsdown|32bit|hugetlb|fixed_noreplace 3 2p
+munmap $a-1p 4096
+mprotect $a 1p rwx|growsdown
+mprotect $a 1p 0
+mprotect $a 1p 0x80
+mremap $a 1p 2p maymove|fixed|dontunmap $b
+mremap $a 1p 2p 0
+brk 0
+madvise $a 1p dontneed
+madvise $a 1p guard_install
+madvise $a 1p 0x7fff
+mlock $a 1p
+mlock2 $a 1p onfault
+munlock $a 1p
+mlockall current|future|onfault
+munlockall
+mincore $a 3p
+msync $a 1p sync|invalidate
+read $a 10
+write $a 2p 0x41
+write $a "hi\n\x00\"#"
+exec $a
+setrlimit as 1g
+setrlimit memlock inf 0x100000
+setrlimit 7 inf inf
+f = file 3p
+g = file 1p 0x5a
+h = open $f rdonly
+m = memfd 2p
+ftruncate $f 1p
+pwrite $f 0 10 0x41
+pread $f 0 10
+fsync $f
+close $h
+maps
+smaps
+"##;
+        let s = parse("all.mms", text).expect("parses");
+        assert_eq!(s.step_count(), 38);
+        assert_eq!(s.body.steps[0].line, 3);
+        assert_eq!(call(&s, 0), (Verb::Mmap, vec![0, 3 * 4096, 3, 0x22, -1, 0], vec![]));
+        assert_eq!(call(&s, 1).1, vec![0x2000, 4096, 7, 0x4000_0032, -1, 0]);
+        assert_eq!(call(&s, 2).1[3], 0x3 | 0x8000 | 0x4000 | 0x2000 | 0x20000 | 0x100 | 0x40 | 0x40000 | 0x100000);
+        assert_eq!(call(&s, 2).1[4..6], [3, 8192]);
+        assert_eq!(call(&s, 3).1[0], 0x1000 - 4096);
+        assert_eq!(call(&s, 4).1[2], 0x0100_0007);
+        assert_eq!(call(&s, 7).1, vec![0x1000, 4096, 8192, 7, 7, 0]);
+        assert_eq!(call(&s, 11).1[2], 102);
+        assert_eq!(call(&s, 13).0, Verb::Mlock);
+        assert_eq!(call(&s, 16).1[0], 7);
+        assert_eq!(call(&s, 19).1[2], 6);
+        let (v, _, t) = call(&s, 22);
+        assert_eq!((v, t), (Verb::WriteText, b"hi\n\0\"#".to_vec()));
+        assert_eq!(call(&s, 24).1[..4], [9, 1 << 30, 0, 0]);
+        assert_eq!(call(&s, 25).1[..4], [8, -1, 0x100000, 1]);
+        assert_eq!(call(&s, 27).1[..2], [3 * 4096, -1]);
+        assert_eq!(call(&s, 28).1[..2], [4096, 0x5a]);
+        assert_eq!(s.body.steps[36].kind, StepKind::Maps);
+        assert_eq!(s.body.steps[37].kind, StepKind::Smaps);
+        assert_eq!(s.body.end_line, 40);
+    }
+
+    #[test]
+    fn expectations() {
+        let s = parse(
+            "x.mms",
+            "a = mmap 0 1p r private|anonymous => ok\nmunmap 1 1 => EINVAL\nread 0 1 => SIGSEGV\n\
+             read 0 1 => SIGSEGV/SEGV_MAPERR\nread 0 1 => SIGBUS\nread 0 1=>SIGBUS/BUS_ADRERR\nbrk 0 => EWOULDBLOCK\n",
+        )
+        .expect("parses");
+        let e: Vec<_> = s.body.steps.iter().map(|x| x.expect).collect();
+        assert_eq!(
+            e,
+            vec![
+                Some(Expect::Ok),
+                Some(Expect::Errno(22)),
+                Some(Expect::Signal { sig: 11, code: None }),
+                Some(Expect::Signal { sig: 11, code: Some(1) }),
+                Some(Expect::Signal { sig: 7, code: None }),
+                Some(Expect::Signal { sig: 7, code: Some(2) }),
+                Some(Expect::Errno(11)),
+            ]
+        );
+    }
+
+    #[test]
+    fn fork_blocks_nest_and_scope_names() {
+        let s = parse("f.mms", "a = mmap 0 1p rw private|anonymous\nfork {\n  b = mmap 0 1p r private|anonymous\n  fork {\n    read $b 1\n    read $a 1\n  }\n}\nread $a 1\n")
+            .expect("parses");
+        assert_eq!(s.step_count(), 7);
+        let StepKind::Fork(inner) = &s.body.steps[1].kind else { panic!("fork") };
+        assert_eq!(inner.end_line, 8);
+        let StepKind::Fork(inner2) = &inner.steps[1].kind else { panic!("nested fork") };
+        assert_eq!(inner2.steps.len(), 2);
+        assert_eq!(inner2.end_line, 7);
+        assert_eq!(err("fork {\n  b = brk 0\n}\nread $b 1\n").line, 4);
+    }
+
+    #[test]
+    fn errors_name_file_and_line() {
+        let e = err("mmap 0 1p rw private|anonymous\n\nfrobnicate 1\n");
+        assert_eq!((e.file.as_str(), e.line), ("e.mms", 3));
+        assert!(e.to_string().starts_with("e.mms:3: unknown verb"), "{e}");
+        assert_eq!(err("munmap 0\n").line, 1);
+        assert_eq!(err("munmap 0 1 2\n").line, 1);
+        assert_eq!(err("\nmprotect 0 1 rwz\n").line, 2);
+        assert_eq!(err("mmap 0 1 rw private|bogus\n").line, 1);
+        assert_eq!(err("madvise 0 1 dontwant\n").line, 1);
+        assert_eq!(err("read $nope 1\n").line, 1);
+        assert_eq!(err("read $a+ 1\n").line, 1);
+        assert_eq!(err("read 12x 1\n").line, 1);
+        assert_eq!(err("x\n\nread 0 1 => EWHATEVER\n").line, 1);
+        assert_eq!(err("read 0 1 => EWHATEVER\n").line, 1);
+        assert_eq!(err("read 0 1 => SIGSEGV/BUS_ADRERR\n").line, 1);
+        assert_eq!(err("read 0 1 =>\n").line, 1);
+        assert_eq!(err("write 0 \"abc\n").line, 1);
+        assert_eq!(err("write 0 \"\\q\"\n").line, 1);
+        assert_eq!(err("fork {\nread 0 1\n").line, 1);
+        assert_eq!(err("read 0 1\n}\n").line, 2);
+        assert_eq!(err("fork\n").line, 1);
+        assert_eq!(err("x = maps\n").line, 1);
+        assert_eq!(err("1x = brk 0\n").line, 1);
+        assert_eq!(err("setrlimit bogus 1\n").line, 1);
+        assert_eq!(err("open 3 rdwr|sideways\n").line, 1);
+        assert_eq!(err("= brk 0\n").line, 1);
+        let deep = "fork {\n".repeat(MAX_FORK_DEPTH + 1);
+        assert_eq!(err(&deep).line, MAX_FORK_DEPTH as u32 + 1);
+    }
+
+    #[test]
+    fn never_panics_on_junk() {
+        let junk = [
+            "",
+            "\n\n",
+            "=>",
+            "a =",
+            "a = = b",
+            "\"",
+            "$",
+            "$$a",
+            "write 0 \"\\x1\"",
+            "mmap -- -- --",
+            "}}}",
+            "fork { }",
+            "read 0x 1",
+            "read - 1",
+            "read +-1 1",
+            "read $ 1",
+            "brk 0 => SIGSEGV/",
+            "brk 0 # => ok",
+            "\u{ff}\u{1234}",
+            "write 0 \"\\",
+            "read 1p-$x 1",
+        ];
+        for j in junk {
+            let _ = parse("j.mms", j);
+        }
+        // A comment hides an expectation.
+        assert_eq!(parse("c.mms", "brk 0 # => EINVAL\n").expect("parses").body.steps[0].expect, None);
+    }
+}

@@ -238,6 +238,7 @@ pub fn start_state(p: &StartPieces) -> Result<StartState, String> {
         maps: call::parse_maps(&maps_text),
         maps_text,
         smaps: call::parse_smaps(p.smaps.as_deref().unwrap_or("")),
+        smaps_text: p.smaps.clone().unwrap_or_default(),
         start_brk,
         brk,
         mmap_base: mmap_base(stack),

@@ -1,0 +1,3 @@
+b = brk 0
+c = brk 0
+brk $c

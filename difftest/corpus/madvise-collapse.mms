@@ -1,0 +1,3 @@
+a = mmap 0 2m rw private|anonymous
+madvise $a 2m collapse
+maps

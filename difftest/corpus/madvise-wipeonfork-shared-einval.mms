@@ -1,0 +1,2 @@
+a = mmap 0 1p rw shared|anonymous
+madvise $a 1p wipeonfork   => EINVAL

@@ -1,0 +1,2 @@
+a = mmap 0 1p rw private|anonymous
+madvise $a 0 dontneed      => ok

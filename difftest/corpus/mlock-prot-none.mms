@@ -1,0 +1,3 @@
+a = mmap 0 2p none private|anonymous
+mlock $a 2p
+smaps

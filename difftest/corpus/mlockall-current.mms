@@ -1,0 +1,3 @@
+a = mmap 0 2p rw private|anonymous
+mlockall current
+munlockall

@@ -1,0 +1,4 @@
+setrlimit memlock 4p
+mlockall future
+mmap 0 8p rw private|anonymous
+munlockall

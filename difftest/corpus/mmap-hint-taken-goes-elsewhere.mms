@@ -1,0 +1,3 @@
+a = mmap 0 2p rw private|anonymous
+b = mmap $a 2p rw private|anonymous
+maps

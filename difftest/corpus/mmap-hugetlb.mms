@@ -1,0 +1,1 @@
+mmap 0 2m rw private|anonymous|hugetlb

@@ -1,0 +1,4 @@
+r = mmap 0 8p none private|anonymous
+a = mmap $r+2p 2p rw private|anonymous|fixed
+b = mmap $r+4p 2p r private|anonymous|fixed
+maps

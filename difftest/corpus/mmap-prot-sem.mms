@@ -1,0 +1,2 @@
+a = mmap 0 1p rw|sem private|anonymous
+maps

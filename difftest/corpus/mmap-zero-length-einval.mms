@@ -1,0 +1,2 @@
+# mmap(2): EINVAL if length was 0.
+mmap 0 0 rw private|anonymous           => EINVAL

@@ -1,0 +1,2 @@
+a = mmap 0 1p rw private|anonymous
+mprotect $a 1p r|growsdown|growsup  => EINVAL

@@ -1,0 +1,3 @@
+a = mmap 0 4p rw private|anonymous
+mprotect $a 1p r           => ok
+maps

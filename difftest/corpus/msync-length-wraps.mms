@@ -1,0 +1,2 @@
+a = mmap 0 1p rw private|anonymous
+msync $a -1 sync

@@ -1,0 +1,1 @@
+munmap 0x800000000000 1p   => EINVAL

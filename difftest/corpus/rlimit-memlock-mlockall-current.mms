@@ -1,0 +1,2 @@
+setrlimit memlock 1p
+mlockall current           => ENOMEM

@@ -1,0 +1,1 @@
+setrlimit memlock 2p 1p    => EINVAL

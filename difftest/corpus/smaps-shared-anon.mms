@@ -1,0 +1,3 @@
+a = mmap 0 4p rw shared|anonymous
+write $a 2p 0x1
+smaps
