@@ -632,7 +632,7 @@ impl Child<'_> {
                 let fd = sys4(
                     libc::SYS_openat,
                     libc::AT_FDCWD as u64,
-                    b"/tmp\0".as_ptr() as u64,
+                    c"/tmp".as_ptr() as u64,
                     (libc::O_TMPFILE | libc::O_RDWR) as u64,
                     0o600,
                 );
@@ -657,7 +657,7 @@ impl Child<'_> {
                 self.ret(id, sys4(libc::SYS_openat, libc::AT_FDCWD as u64, path.as_ptr() as u64, u(1), 0))
             }
             Verb::Memfd => {
-                let fd = sys2(libc::SYS_memfd_create, b"oxmm\0".as_ptr() as u64, libc::MFD_ALLOW_SEALING as u64);
+                let fd = sys2(libc::SYS_memfd_create, c"oxmm".as_ptr() as u64, libc::MFD_ALLOW_SEALING as u64);
                 if fd < 0 {
                     return self.ret(id, fd);
                 }

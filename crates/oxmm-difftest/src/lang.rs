@@ -593,11 +593,7 @@ impl<'a> Parser<'a> {
         }
         // Defaults of the optional arguments.
         match verb {
-            Verb::Mmap => {
-                if out.len() < 5 {
-                    out.push(Expr::constant(-1));
-                }
-            }
+            Verb::Mmap if out.len() < 5 => out.push(Expr::constant(-1)),
             Verb::Setrlimit => {
                 // args: resource, soft, hard, hard-given flag.
                 let given = out.len() == 3;
@@ -606,11 +602,7 @@ impl<'a> Parser<'a> {
                 }
                 out.push(Expr::constant(given as i64));
             }
-            Verb::File => {
-                if out.len() < 2 {
-                    out.push(Expr::constant(-1));
-                }
-            }
+            Verb::File if out.len() < 2 => out.push(Expr::constant(-1)),
             _ => {}
         }
         out.resize(MAX_ARGS, Expr::default());

@@ -92,7 +92,7 @@ impl Rng {
     }
 
     /// The next 64 random bits.
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -105,7 +105,7 @@ impl Rng {
         if n == 0 {
             0
         } else {
-            self.next() % n
+            self.next_u64() % n
         }
     }
 
@@ -222,7 +222,7 @@ impl Gen<'_> {
         match self.rng.below(100) {
             0..=84 => self.rng.pick(&["none", "r", "rw", "rx", "rwx", "w", "x", "wx"]).to_string(),
             85..=89 => self.rng.pick(&["rw|growsdown", "r|growsup", "rw|sem"]).to_string(),
-            90..=94 => hex(self.rng.next() & 0xff),
+            90..=94 => hex(self.rng.next_u64() & 0xff),
             _ => hex(1 << self.rng.below(32)),
         }
     }
@@ -327,7 +327,7 @@ impl Gen<'_> {
             80..=87 => "maymove|dontunmap".to_string(),
             88..=92 => "fixed".to_string(),
             93..=96 => "maymove|fixed|dontunmap".to_string(),
-            _ => hex(self.rng.next() & 0xf),
+            _ => hex(self.rng.next_u64() & 0xf),
         };
         let new_addr = if f.contains("fixed") || self.rng.chance(10) { self.waddr() } else { 0 };
         format!("mremap {} {} {} {} {}", hex(old), hex(old_len), hex(new_len), f, hex(new_addr))
