@@ -2,9 +2,11 @@
 //! Linux's /proc views, writes run reports (`oxmm run --report DIR`, see
 //! [`report`]), and runs the benchmarks.
 
+mod difftest_cmd;
 mod html;
 mod plot;
 mod report;
+mod trace_cmd;
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -49,6 +51,27 @@ enum Cmd {
         #[arg(long)]
         quick: bool,
     },
+    /// Differential testing against the host kernel: run .mms scripts or random programs on both (see docs/difftest.md).
+    #[command(disable_help_flag = true)]
+    Difftest {
+        /// Scripts and options (`oxmm difftest --help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Record a real program's memory accesses with valgrind into a page-granular trace.
+    #[command(disable_help_flag = true)]
+    Trace {
+        /// `-o FILE -- CMD ARGS...` (`oxmm trace --help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Replay a memory trace as a process of a simulated machine.
+    #[command(disable_help_flag = true)]
+    Replay {
+        /// `FILE [--ram SIZE] [--format lackey|pages|oxmm]` (`oxmm replay --help`).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// Show the vm sysctls of a freshly booted default machine (`sysctl -a`), or one of them.
     Sysctl {
         /// All knobs.
@@ -68,6 +91,9 @@ fn main() -> ExitCode {
             oxmm_bench::run(&name, quick, &mut out)
         }
         Cmd::Sysctl { all, name } => sysctl(all, name),
+        Cmd::Difftest { args } => return difftest_cmd::main(args),
+        Cmd::Trace { args } => trace_cmd::trace(args),
+        Cmd::Replay { args } => trace_cmd::replay(args),
     };
     match res {
         Ok(()) => ExitCode::SUCCESS,

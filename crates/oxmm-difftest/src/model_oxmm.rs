@@ -84,6 +84,67 @@ fn sig(s: oxmm::memory::SigInfo) -> Outcome {
     Outcome::Signal { sig: s.signo, code: s.code, addr: s.addr }
 }
 
+/// Runs code at `addr` as the host's exec routine does (every register
+/// zero, a call into the page): the few instructions scripts write are
+/// interpreted, each fetched through oxmm's MMU. `ret` returns, `nop`
+/// goes on, `00 00` (`add [rax], al` with rax = 0) writes to address 0.
+fn exec(k: &Kernel, t: &Task, addr: u64) -> Outcome {
+    let mut pc = addr;
+    for _ in 0..64 {
+        let op = match k.exec_user(t, pc) {
+            Ok(b) => b,
+            Err(s) => return sig(s),
+        };
+        match op {
+            0xc3 => return Outcome::Ok(0),
+            0x90 => pc += 1,
+            0x00 => {
+                let modrm = match k.exec_user(t, pc + 1) {
+                    Ok(b) => b,
+                    Err(s) => return sig(s),
+                };
+                if modrm != 0x00 {
+                    return Outcome::Unsupported(format!("instruction 00 {modrm:02x}"));
+                }
+                let mut b = [0u8];
+                if let Err(s) = k.read_user(t, 0, &mut b) {
+                    return sig(s);
+                }
+                if let Err(s) = k.write_user(t, 0, &b) {
+                    return sig(s);
+                }
+                pc += 2;
+            }
+            other => return Outcome::Unsupported(format!("instruction {other:02x}")),
+        }
+    }
+    Outcome::Unsupported("more than 64 instructions".into())
+}
+
+/// `VM_*` flags of this process's VMAs, from the VmFlags lines of
+/// /proc/self/smaps, by range.
+fn own_vm_flags() -> std::collections::HashMap<(u64, u64), u64> {
+    let mut out = std::collections::HashMap::new();
+    let Ok(text) = std::fs::read_to_string("/proc/self/smaps") else { return out };
+    let mut cur = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("VmFlags:") {
+            if let Some(range) = cur.take() {
+                let mut f = 0;
+                for m in rest.split_whitespace() {
+                    if let Some(&(bit, _)) = oxmm::proc::pid::MNEMONICS.iter().find(|(_, n)| *n == m) {
+                        f |= bit;
+                    }
+                }
+                out.insert(range, f);
+            }
+        } else if let Some(e) = crate::call::parse_maps_line(line) {
+            cur = Some((e.start, e.end));
+        }
+    }
+    out
+}
+
 /// VMA flags for a line of the host's maps.
 fn image_flags(perms: &[u8], name: &str, anon: bool) -> u64 {
     let mut f = vm::MAYREAD | vm::MAYWRITE | vm::MAYEXEC;
@@ -133,13 +194,22 @@ impl Model for OxmmModel {
             brk: st.brk,
             ..Default::default()
         };
+        // The child is a fork of this process: its image VMAs carry the
+        // flags this process's VMAs have (less VM_LOCKED), which maps does
+        // not show but smaps does.
+        let own_flags = own_vm_flags();
         let mut names = k.vm.file_names.lock();
         for line in st.maps_text.lines() {
             let Some(e) = crate::call::parse_maps_line(line) else { continue };
             let raw_name = line.splitn(6, ' ').nth(5).unwrap_or("").trim().to_string();
             let anon =
                 raw_name.is_empty() || raw_name == "[heap]" || raw_name == "[stack]" || raw_name.starts_with("[anon:");
-            let flags = image_flags(e.perms.as_bytes(), &raw_name, anon);
+            let flags = match own_flags.get(&(e.start, e.end)) {
+                Some(&f) if (f & vm::ACCESS) == (image_flags(e.perms.as_bytes(), &raw_name, anon) & vm::ACCESS) => {
+                    f & !vm::LOCKED_MASK
+                }
+                _ => image_flags(e.perms.as_bytes(), &raw_name, anon),
+            };
             let file = if anon {
                 0
             } else {
@@ -219,10 +289,7 @@ impl Model for OxmmModel {
                 Ok(()) => Outcome::Ok(0),
                 Err(s) => sig(s),
             },
-            Call::Exec { addr } => match k.exec_user(&t, addr) {
-                Ok(_) => Outcome::Ok(0),
-                Err(s) => sig(s),
-            },
+            Call::Exec { addr } => exec(k, &t, addr),
             Call::Setrlimit { resource, soft, hard } => {
                 let old = match k.sys_prlimit(&t, resource, None) {
                     Ok(o) => o,

@@ -39,6 +39,7 @@ pub mod folio;
 pub mod fork;
 pub mod gfp;
 pub mod hal;
+pub mod hugetlb;
 pub mod kernel;
 pub mod madvise;
 pub mod memblock;

@@ -53,8 +53,10 @@ pub mod madv {
 /// The non-present PTE value of a guard region page (a PTE marker).
 pub const GUARD_PTE: u64 = 0x8000_0000_0000_0200;
 
+/// Advice this kernel accepts. HWPOISON and SOFT_OFFLINE need
+/// CONFIG_MEMORY_FAILURE, which we (like this host's kernel) do not have.
 fn behavior_valid(b: u64) -> bool {
-    matches!(b, 0..=4 | 8..=25 | 100..=103)
+    matches!(b, 0..=4 | 8..=25 | 102..=103)
 }
 
 impl Kernel {
@@ -77,12 +79,11 @@ impl Kernel {
         if end == start {
             return Ok(0);
         }
-        if matches!(behavior, madv::HWPOISON | madv::SOFT_OFFLINE) {
-            // Memory-failure injection needs CAP_SYS_ADMIN; we never poison.
-            return Err(Errno::EPERM);
-        }
         let mm = &*task.mm;
         let mut st = mm.lock.write();
+        if matches!(behavior, madv::POPULATE_READ | madv::POPULATE_WRITE) {
+            return self.madvise_populate(task, &st, start, end, behavior == madv::POPULATE_WRITE);
+        }
         let mut next = self.find_vma(&st, start);
         let mut start = start;
         let mut unmapped = false;
@@ -151,6 +152,11 @@ impl Kernel {
                 if f & forbidden != 0 {
                     return Err(Errno::EINVAL);
                 }
+                if let Some(h) = crate::hugetlb::vma_hugetlb_size(v) {
+                    if b == madv::FREE || start & (h - 1) != 0 {
+                        return Err(Errno::EINVAL);
+                    }
+                }
                 if b == madv::FREE {
                     if !v.is_anonymous() {
                         return Err(Errno::EINVAL);
@@ -161,32 +167,13 @@ impl Kernel {
                 }
                 return Ok(end);
             }
-            madv::POPULATE_READ | madv::POPULATE_WRITE => {
-                if f & (vm::IO | vm::PFNMAP) != 0 {
-                    return Err(Errno::EINVAL);
-                }
-                let write = b == madv::POPULATE_WRITE;
-                let allowed = if write { f & vm::WRITE != 0 } else { f & vm::READ != 0 || v.is_accessible() };
-                if !allowed {
-                    return Err(Errno::EFAULT);
-                }
-                let mm = &*task.mm;
-                let mut a = start;
-                while a < end {
-                    if self.pte_of(mm, a).is_some_and(|p| p.load(Relaxed) == GUARD_PTE) {
-                        return Err(Errno::EFAULT);
-                    }
-                    let present = self.follow_pte(mm, a).is_some_and(|(_, e)| !write || e & bits::RW != 0);
-                    if !present {
-                        let flags = if write { crate::memory::fault_flag::WRITE } else { 0 };
-                        self.handle_mm_fault(mm, st, v, a, flags).map_err(|_| Errno::ENOMEM)?;
-                    }
-                    a += 4096;
-                }
-                return Ok(end);
-            }
             madv::COLLAPSE => {
-                if f & (vm::NOHUGEPAGE | vm::SPECIAL | vm::HUGETLB) != 0 {
+                // A VMA that cannot hold one aligned PMD-sized page is not
+                // eligible (thp_vma_allowable_order); eligible ones have no
+                // THPs to build until the huge-page component.
+                let first_pmd = (v.start() + (1 << 21) - 1) & !((1 << 21) - 1);
+                let fits = first_pmd.checked_add(1 << 21).is_some_and(|e| e <= v.end());
+                if f & (vm::NOHUGEPAGE | vm::SPECIAL | vm::HUGETLB) != 0 || !fits {
                     return Err(Errno::EINVAL);
                 }
                 return Ok(end);
@@ -267,6 +254,38 @@ impl Kernel {
             Err(Errno::ENOMEM) => Err(Errno::EAGAIN),
             Err(e) => Err(e),
         }
+    }
+
+    /// MADV_POPULATE_READ/WRITE (`madvise_populate`): faults the whole
+    /// range in as GUP does, page by page; ENOMEM where no VMA is, EINVAL
+    /// for a VMA the access is not allowed in, EFAULT when a fault fails
+    /// with a signal.
+    fn madvise_populate(&self, task: &Task, st: &MmState, start: u64, end: u64, write: bool) -> Result<u64, Errno> {
+        let mm = &*task.mm;
+        let mut a = start;
+        while a < end {
+            let Some(v) = self.vma_lookup(st, a) else { return Err(Errno::ENOMEM) };
+            let f = v.flags();
+            let allowed = if write { f & vm::WRITE != 0 } else { f & vm::READ != 0 };
+            if f & (vm::IO | vm::PFNMAP) != 0 || !allowed {
+                return Err(Errno::EINVAL);
+            }
+            let stop = v.end().min(end);
+            while a < stop {
+                let present = self.follow_pte(mm, a).is_some_and(|(_, e)| !write || e & bits::RW != 0);
+                if !present {
+                    let flags =
+                        crate::memory::fault_flag::USER | if write { crate::memory::fault_flag::WRITE } else { 0 };
+                    match self.handle_mm_fault(mm, st, v, a, flags) {
+                        Ok(()) => {}
+                        Err(crate::memory::VmFault::Oom) => return Err(Errno::ENOMEM),
+                        Err(_) => return Err(Errno::EFAULT),
+                    }
+                }
+                a += 4096;
+            }
+        }
+        Ok(0)
     }
 
     /// Zaps `[start, end)` of `v` (MADV_DONTNEED), leaving guard markers.

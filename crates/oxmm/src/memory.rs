@@ -282,6 +282,10 @@ impl Kernel {
 
     /// Resolves a fault inside `vma` (`handle_mm_fault`).
     pub fn handle_mm_fault(&self, mm: &Mm, _st: &MmState, vma: Vma<'_>, addr: u64, flags: u32) -> Result<(), VmFault> {
+        if vma.flags() & vm::HUGETLB != 0 {
+            // Empty hugetlb pools: no page to fault in (hugetlb_no_page).
+            return Err(VmFault::Sigbus);
+        }
         let (table, idx) = self.pte_offset_alloc(mm, addr).map_err(|_| VmFault::Oom)?;
         let lock = self.pte_lock(table);
         let pte = &self.table(table)[idx];

@@ -210,8 +210,11 @@ impl Kernel {
                     let present = self.follow_pte(mm, a).is_some_and(|(_, e)| !write || e & bits::RW != 0);
                     if !present {
                         let flags = if write { crate::memory::fault_flag::WRITE } else { 0 };
-                        if self.handle_mm_fault(mm, &st, v, a, flags).is_err() && !ignore_errors {
-                            return Err(Errno::ENOMEM);
+                        match self.handle_mm_fault(mm, &st, v, a, flags) {
+                            Ok(()) => {}
+                            Err(_) if ignore_errors => break,
+                            Err(crate::memory::VmFault::Oom) => return Err(Errno::ENOMEM),
+                            Err(_) => return Err(Errno::EFAULT),
                         }
                     }
                     a += 4096;

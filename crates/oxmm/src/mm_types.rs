@@ -446,6 +446,8 @@ pub struct VmState {
     pub file_names: spin::Mutex<BTreeMap<u64, String>>,
     /// Shared memory files.
     pub shmem: crate::shmem::ShmemState,
+    /// hugetlbfs files.
+    pub hugetlb: crate::hugetlb::HugetlbState,
     /// `vm.user_reserve_kbytes`.
     pub user_reserve_kbytes: AtomicU64,
 }
@@ -465,6 +467,7 @@ impl Default for VmState {
             admin_reserve_kbytes: AtomicU64::new(8192),
             file_names: spin::Mutex::new(BTreeMap::new()),
             shmem: Default::default(),
+            hugetlb: Default::default(),
             user_reserve_kbytes: AtomicU64::new(131072),
         }
     }

@@ -338,11 +338,6 @@ impl Kernel {
         Err(Errno::ENOMEM)
     }
 
-    /// Pages of the VMAs overlapping `[start, end)` (`count_vma_pages_range`).
-    fn count_vma_pages_range(&self, st: &MmState, start: u64, end: u64) -> u64 {
-        self.vmas_in(st, start, end).iter().map(|v| (v.end().min(end) - v.start().max(start)) >> 12).sum()
-    }
-
     /// Finds room for a mapping (`__get_unmapped_area`): the hint when it
     /// is free, otherwise a search in the layout's direction.
     pub fn get_unmapped_area(
@@ -478,16 +473,11 @@ impl Kernel {
             let _ = fd;
             return Err(Errno::EBADF);
         } else if flags & map::HUGETLB != 0 {
-            let log = (flags >> map::HUGE_SHIFT) & map::HUGE_MASK;
-            let size: u64 = match log {
-                0 | 21 => PMD_SIZE,
-                30 => 1 << 30,
-                _ => return Err(Errno::EINVAL),
+            let ret = {
+                let mut st = task.mm.lock.write();
+                self.mmap_hugetlb_anon(task, &mut st, addr, len, prot, flags, off >> 12)?
             };
-            let _len = len.wrapping_add(size - 1) & !(size - 1);
-            // hugetlbfs pools are a later component: with none reserved,
-            // Linux's hugetlb_file_setup fails the same way.
-            return Err(Errno::ENOMEM);
+            return Ok(ret);
         }
         let (ret, populate) = {
             let mut st = task.mm.lock.write();
@@ -610,21 +600,38 @@ impl Kernel {
         let mm = &*task.mm;
         let pglen = len >> 12;
         let end = addr + len;
-        if !self.may_expand_vm(task, st, vm_flags, pglen) {
-            let nr = self.count_vma_pages_range(st, addr, end);
-            if !self.may_expand_vm(task, st, vm_flags, pglen - nr) {
-                return Err(Errno::ENOMEM);
+        // __mmap_setup: the VMAs in the way are split at the edges first
+        // (and stay split if a check below fails), then the limits are
+        // checked for the pages that are really new.
+        let (mut nr_pages, mut nr_accounted) = (0, 0);
+        if self.find_vma_intersection(st, addr, end).is_some() {
+            self.munmap_gather_split(task, st, addr, end)?;
+            for v in self.vmas_in(st, addr, end) {
+                nr_pages += v.pages();
+                if v.flags() & vm::ACCOUNT != 0 {
+                    nr_accounted += v.pages();
+                }
             }
         }
-        // Private writable memory is charged to the commit unless NORESERVE.
+        if !self.may_expand_vm(task, st, vm_flags, pglen - nr_pages) {
+            return Err(Errno::ENOMEM);
+        }
+        // Private writable memory is charged to the commit unless NORESERVE;
+        // what the replaced VMAs had charged carries over.
         let mut vm_flags = vm_flags;
         let accountable = vm_flags & (vm::NORESERVE | vm::SHARED | vm::WRITE) == vm::WRITE;
-        if self.find_vma_intersection(st, addr, end).is_some() {
-            self.do_munmap(task, st, addr, len)?;
-        }
         if accountable {
-            self.vm_enough_memory(task, pglen as i64, true)?;
+            let charged = pglen - nr_accounted;
+            if charged != 0 {
+                self.vm_enough_memory(task, charged as i64, true)?;
+            }
             vm_flags |= vm::ACCOUNT;
+        }
+        if nr_pages != 0 {
+            self.do_munmap(task, st, addr, len)?;
+            if accountable {
+                self.vm_acct_memory(nr_accounted as i64);
+            }
         }
         let attrs = VmaAttrs { flags: vm_flags, anon_name: 0, policy: 0 };
         // Shared anonymous memory is a new shmem file: it never merges.
@@ -677,7 +684,11 @@ impl Kernel {
                 match self.find_vma(&st, a) {
                     Some(v) if v.start() <= a => {
                         let f = v.flags();
-                        (f & (vm::WRITE | vm::SHARED) == vm::WRITE, f & (vm::IO | vm::PFNMAP) == 0 && v.is_accessible())
+                        (
+                            f & (vm::WRITE | vm::SHARED) == vm::WRITE,
+                            // populate_vma_page_range leaves lock-on-fault VMAs alone.
+                            f & (vm::IO | vm::PFNMAP | vm::HUGETLB | vm::LOCKONFAULT) == 0 && v.is_accessible(),
+                        )
                     }
                     Some(v) => {
                         a = v.start();
@@ -750,6 +761,25 @@ impl Kernel {
         self.tlb_finish_mmu(mm, &mut tlb);
         for v in vmas {
             self.vm_area_free(v);
+        }
+        Ok(())
+    }
+
+    /// Splits the VMAs at the edges of `[start, end)` as an unmap of that
+    /// range does before anything else (`vms_gather_munmap_vmas`).
+    fn munmap_gather_split(&self, task: &Task, st: &mut MmState, start: u64, end: u64) -> Result<(), Errno> {
+        let mm = &*task.mm;
+        let Some(first) = self.find_vma_intersection(st, start, end) else { return Ok(()) };
+        if start > first.start() {
+            if end < first.end() && st.map_count >= self.sysctl.max_map_count.load(Relaxed) {
+                return Err(Errno::ENOMEM);
+            }
+            self.split_vma(mm, st, first, start, true, false)?;
+        }
+        if let Some(last) = self.vmas_in(st, start, end).last() {
+            if last.end() > end {
+                self.split_vma(mm, st, *last, end, true, false)?;
+            }
         }
         Ok(())
     }

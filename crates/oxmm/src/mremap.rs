@@ -66,6 +66,14 @@ impl Kernel {
             }
         }
         let mut st = mm.lock.write();
+        let (mut old_len, mut new_len) = (old_len, new_len);
+        if let Some(h) = self.vma_lookup(&st, addr).and_then(crate::hugetlb::vma_hugetlb_size) {
+            old_len = old_len.checked_add(h - 1).map_or(0, |l| l & !(h - 1));
+            new_len = new_len.checked_add(h - 1).map_or(0, |l| l & !(h - 1));
+            if addr & (h - 1) != 0 || new_addr & (h - 1) != 0 || new_len > old_len {
+                return Err(Errno::EINVAL);
+            }
+        }
         let (ret, populate) = if implies_new {
             self.mremap_to(task, &mut st, addr, old_len, new_len, flags, new_addr)?
         } else {

@@ -191,6 +191,7 @@ impl Kernel {
         if check_count && st.map_count >= self.sysctl.max_map_count.load(Relaxed) {
             return Err(Errno::ENOMEM);
         }
+        self.vma_may_split(v, addr)?;
         let new = self.vm_area_dup(v, mm.id)?;
         new.raw().anon_vma.store(0, Relaxed);
         if v.anon_vma() != 0 {

@@ -20,7 +20,7 @@ fn vma_name(k: &Kernel, st: &MmState, v: Vma<'_>) -> Option<String> {
     if !v.is_anonymous() {
         return k.vma_file_name(v);
     }
-    if v.start() <= st.brk && v.end() >= st.start_brk {
+    if v.start() < st.brk && v.end() > st.start_brk {
         return Some(String::from("[heap]"));
     }
     if v.start() <= st.start_stack && v.end() >= st.start_stack {
@@ -202,8 +202,8 @@ fn smaps_body(out: &mut String, m: &MemSizeStats, rollup: bool) {
     kb(out, "Locked", m.pss_locked >> PSS_SHIFT);
 }
 
-/// The two-letter VmFlags mnemonics, in Linux's bit order.
-const MNEMONICS: &[(u64, &str)] = &[
+/// The two-letter VmFlags mnemonics of smaps, in Linux's bit order.
+pub const MNEMONICS: &[(u64, &str)] = &[
     (vm::READ, "rd"),
     (vm::WRITE, "wr"),
     (vm::EXEC, "ex"),
