@@ -205,12 +205,19 @@ impl Kernel {
         self.unmapped_area(st, &info)
     }
 
-    /// Whether `v` may be split at `addr` (`hugetlb_vm_op_split`).
+    /// Whether `v` may be split at `addr` (the `may_split` of its
+    /// `vm_ops`): hugetlb VMAs only on huge page boundaries
+    /// (`hugetlb_vm_op_split`), special mappings such as `[vdso]` and
+    /// `[vvar]` never (`special_mapping_split`).
     pub fn vma_may_split(&self, v: Vma<'_>, addr: u64) -> Result<(), Errno> {
-        match vma_hugetlb_size(v) {
-            Some(h) if addr & (h - 1) != 0 => Err(Errno::EINVAL),
-            _ => Ok(()),
+        if let Some(h) = vma_hugetlb_size(v) {
+            return if addr & (h - 1) != 0 { Err(Errno::EINVAL) } else { Ok(()) };
         }
+        let f = v.file();
+        if f != 0 && self.vm.file_names.lock().get(&f).is_some_and(|n| n.starts_with('[')) {
+            return Err(Errno::EINVAL);
+        }
+        Ok(())
     }
 }
 

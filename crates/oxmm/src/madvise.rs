@@ -168,15 +168,10 @@ impl Kernel {
                 return Ok(end);
             }
             madv::COLLAPSE => {
-                // A VMA that cannot hold one aligned PMD-sized page is not
-                // eligible (thp_vma_allowable_order); eligible ones have no
-                // THPs to build until the huge-page component.
-                let first_pmd = (v.start() + (1 << 21) - 1) & !((1 << 21) - 1);
-                let fits = first_pmd.checked_add(1 << 21).is_some_and(|e| e <= v.end());
-                if f & (vm::NOHUGEPAGE | vm::SPECIAL | vm::HUGETLB) != 0 || !fits {
-                    return Err(Errno::EINVAL);
-                }
-                return Ok(end);
+                // Until THPs exist nothing can be collapsed, and Linux
+                // answers a collapse that builds no huge page with EINVAL
+                // (madvise_collapse_errno), as it does for ineligible VMAs.
+                return Err(Errno::EINVAL);
             }
             madv::GUARD_INSTALL => {
                 if f & (vm::SPECIAL | vm::HUGETLB | vm::LOCKED) != 0 {
