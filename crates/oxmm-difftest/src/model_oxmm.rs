@@ -8,13 +8,13 @@
 //! name, every memory access through oxmm's MMU, and maps/smaps come from
 //! oxmm's /proc renderers, parsed by the same code as the host's.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use oxmm::mm_types::{personality, rlimit, vm, Rlimit, Task};
-use oxmm::mmap::{map, ImageLayout, ImageVma};
+use oxmm::mmap::{map, ImageLayout, ImageVma, OpenFile};
 use oxmm::{Errno, Kernel};
 use oxmm_sim::{Machine, MachineConfig};
 
@@ -47,13 +47,17 @@ pub struct OxmmModel {
     shared: Rc<Shared>,
     /// The current process last; parents before.
     tasks: Vec<Arc<Task>>,
-    fds: BTreeSet<u64>,
+    /// Open descriptors: the host child's at the start (not files we
+    /// model: `None`), then the script's own.
+    fds: BTreeMap<u64, Option<OpenFile>>,
+    /// The parents' descriptor tables while a fork child runs.
+    saved_fds: Vec<BTreeMap<u64, Option<OpenFile>>>,
 }
 
 impl OxmmModel {
     /// A model on the shared machine.
     pub fn new(shared: Rc<Shared>) -> OxmmModel {
-        OxmmModel { shared, tasks: Vec::new(), fds: BTreeSet::new() }
+        OxmmModel { shared, tasks: Vec::new(), fds: BTreeMap::new(), saved_fds: Vec::new() }
     }
 
     fn k(&self) -> &Kernel {
@@ -69,6 +73,12 @@ impl Drop for OxmmModel {
     fn drop(&mut self) {
         while let Some(t) = self.tasks.pop() {
             self.shared.machine.kernel.exit_task(&t);
+        }
+        let tables = std::mem::take(&mut self.saved_fds);
+        for table in tables.into_iter().chain([std::mem::take(&mut self.fds)]) {
+            for f in table.into_values().flatten() {
+                self.shared.machine.kernel.file_put(f.id);
+            }
         }
     }
 }
@@ -175,6 +185,25 @@ fn image_flags(perms: &[u8], name: &str, anon: bool) -> u64 {
     f
 }
 
+impl OxmmModel {
+    /// Gives `f` the lowest free descriptor number, as the host does.
+    fn install_fd(&mut self, f: OpenFile) -> Outcome {
+        let fd = (0..).find(|n| !self.fds.contains_key(n)).unwrap_or(0);
+        self.fds.insert(fd, Some(f));
+        Outcome::Ok(fd as i64)
+    }
+}
+
+/// The largest size a file may have: ext4's limit with 4 KiB blocks for
+/// the disk-file stand-ins, tmpfs's (`MAX_LFS_FILESIZE`) for memfds.
+fn max_bytes(k: &Kernel, id: u64) -> u64 {
+    if k.shmem_file(id).is_some_and(|f| f.thp_aligned) {
+        0xffff_ffff_f000
+    } else {
+        i64::MAX as u64
+    }
+}
+
 impl Model for OxmmModel {
     fn start(&mut self, st: &StartState) -> Result<(), String> {
         let k = self.k();
@@ -242,18 +271,23 @@ impl Model for OxmmModel {
         task.cap_ipc_lock.store(caps & CAP_IPC_LOCK != 0, Relaxed);
         task.cap_sys_rawio.store(caps & CAP_SYS_RAWIO != 0, Relaxed);
         task.cap_sys_resource.store(caps & CAP_SYS_RESOURCE != 0, Relaxed);
-        self.fds = st.open_fds.iter().map(|&f| f as u64).collect();
+        self.fds = st.open_fds.iter().map(|&f| (f as u64, None)).collect();
         self.tasks.push(task);
         Ok(())
     }
 
     fn call(&mut self, c: &Call<'_>) -> Outcome {
         let Some(t) = self.task().cloned() else { return Outcome::Unsupported("no process".into()) };
-        let k = self.k();
+        let shared = self.shared.clone();
+        let k = &shared.machine.kernel;
         match *c {
             Call::Mmap { addr, len, prot, flags, fd, off } => {
-                if flags & map::ANONYMOUS == 0 && self.fds.contains(&fd) {
-                    return Outcome::Unsupported("file mappings arrive with the page cache".into());
+                if flags & map::ANONYMOUS == 0 {
+                    return match self.fds.get(&fd) {
+                        Some(Some(f)) => res(k.sys_mmap_file(&t, addr, len, prot, flags, f, off)),
+                        Some(None) => Outcome::Unsupported("a descriptor the harness opened".into()),
+                        None => res(k.sys_mmap(&t, addr, len, prot, flags, fd as i64, off)),
+                    };
                 }
                 res(k.sys_mmap(&t, addr, len, prot, flags, fd as i64, off))
             }
@@ -298,27 +332,94 @@ impl Model for OxmmModel {
                 let new = Rlimit { cur: soft, max: hard.unwrap_or(old.max) };
                 res(k.sys_prlimit(&t, resource, Some(new)).map(|_| 0))
             }
-            Call::Close { fd } => {
-                if self.fds.remove(&fd) {
+            Call::Close { fd } => match self.fds.remove(&fd) {
+                Some(f) => {
+                    if let Some(f) = f {
+                        k.file_put(f.id);
+                    }
                     Outcome::Ok(0)
-                } else {
-                    Outcome::Err(Errno::EBADF.code())
+                }
+                None => Outcome::Err(Errno::EBADF.code()),
+            },
+            Call::File { size, fill } => {
+                let id = k.shmem_create("/tmp/#oxmm (deleted)", 0, true);
+                let mut off = 0;
+                while off < size {
+                    let n = (size - off).min(1 << 20);
+                    let chunk: Vec<u8> =
+                        (off..off + n).map(|o| fill.unwrap_or_else(|| crate::call::file_pattern(o))).collect();
+                    if let Err(e) = k.file_write(id, off, &chunk) {
+                        k.file_put(id);
+                        return Outcome::Err(e.code());
+                    }
+                    off += n;
+                }
+                self.install_fd(OpenFile { id, readable: true, writable: true })
+            }
+            Call::Memfd { size } => {
+                let id = k.shmem_create("/memfd:oxmm (deleted)", 0, false);
+                if let Err(e) = k.file_truncate(id, size) {
+                    k.file_put(id);
+                    return Outcome::Err(e.code());
+                }
+                self.install_fd(OpenFile { id, readable: true, writable: true })
+            }
+            Call::Open { fd, mode } => {
+                let f = match self.fds.get(&(fd & 0xffff_ffff)).copied() {
+                    Some(Some(f)) => f,
+                    // /proc/self/fd/N names no open file.
+                    None => return Outcome::Err(Errno::ENOENT.code()),
+                    Some(None) => return Outcome::Unsupported("reopening a descriptor we do not model".into()),
+                };
+                let (readable, writable) = match mode & 3 {
+                    0 => (true, false),
+                    1 => (false, true),
+                    2 => (true, true),
+                    _ => return Outcome::Err(Errno::EINVAL.code()),
+                };
+                k.file_get(f.id);
+                self.install_fd(OpenFile { id: f.id, readable, writable })
+            }
+            Call::Ftruncate { fd, len } => {
+                if (len as i64) < 0 {
+                    return Outcome::Err(Errno::EINVAL.code());
+                }
+                match self.fds.get(&fd).copied() {
+                    None => Outcome::Err(Errno::EBADF.code()),
+                    Some(None) => Outcome::Unsupported("a descriptor the harness opened".into()),
+                    Some(Some(f)) if !f.writable => Outcome::Err(Errno::EINVAL.code()),
+                    Some(Some(f)) if len > max_bytes(k, f.id) => Outcome::Err(Errno::EFBIG.code()),
+                    Some(Some(f)) => res(k.file_truncate(f.id, len).map(|_| 0)),
                 }
             }
-            Call::File { .. }
-            | Call::Open { .. }
-            | Call::Memfd { .. }
-            | Call::Ftruncate { .. }
-            | Call::Pwrite { .. }
-            | Call::Pread { .. }
-            | Call::Fsync { .. } => {
-                // Track the descriptor number the host hands out (the lowest free).
-                if matches!(c, Call::File { .. } | Call::Open { .. } | Call::Memfd { .. }) {
-                    let fd = (0..).find(|n| !self.fds.contains(n)).unwrap_or(0);
-                    self.fds.insert(fd);
+            Call::Pwrite { fd, off, len, byte } => match self.fds.get(&fd).copied() {
+                None => Outcome::Err(Errno::EBADF.code()),
+                Some(None) => Outcome::Unsupported("a descriptor the harness opened".into()),
+                Some(Some(f)) if !f.writable => Outcome::Err(Errno::EBADF.code()),
+                Some(Some(_)) if (off as i64) < 0 => Outcome::Err(Errno::EINVAL.code()),
+                Some(Some(f)) => {
+                    let max = max_bytes(k, f.id);
+                    if len > 0 && off >= max {
+                        return Outcome::Err(Errno::EFBIG.code());
+                    }
+                    let n = len.min(max.saturating_sub(off));
+                    res(k.file_write(f.id, off, &vec![byte; n as usize]))
                 }
-                Outcome::Unsupported("files arrive with the page cache".into())
-            }
+            },
+            Call::Pread { fd, off, len } => match self.fds.get(&fd).copied() {
+                None => Outcome::Err(Errno::EBADF.code()),
+                Some(None) => Outcome::Unsupported("a descriptor the harness opened".into()),
+                Some(Some(f)) if !f.readable => Outcome::Err(Errno::EBADF.code()),
+                Some(Some(_)) if (off as i64) < 0 => Outcome::Err(Errno::EINVAL.code()),
+                Some(Some(f)) => match k.file_read(f.id, off, len) {
+                    Ok(b) => Outcome::Bytes(b),
+                    Err(e) => Outcome::Err(e.code()),
+                },
+            },
+            Call::Fsync { fd } => match self.fds.get(&fd) {
+                None => Outcome::Err(Errno::EBADF.code()),
+                Some(_) => Outcome::Ok(0),
+            },
         }
     }
 
@@ -328,6 +429,11 @@ impl Model for OxmmModel {
             Ok(child) => {
                 let pid = child.pid as i64;
                 self.tasks.push(child);
+                // The child gets a copy of the descriptor table.
+                for f in self.fds.values().flatten() {
+                    self.k().file_get(f.id);
+                }
+                self.saved_fds.push(self.fds.clone());
                 Outcome::Ok(pid)
             }
             Err(e) => Outcome::Err(e.code()),
@@ -338,6 +444,11 @@ impl Model for OxmmModel {
         if self.tasks.len() > 1 {
             if let Some(t) = self.tasks.pop() {
                 self.k().exit_task(&t);
+            }
+            if let Some(parent) = self.saved_fds.pop() {
+                for f in std::mem::replace(&mut self.fds, parent).into_values().flatten() {
+                    self.k().file_put(f.id);
+                }
             }
         }
     }

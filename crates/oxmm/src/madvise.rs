@@ -134,7 +134,7 @@ impl Kernel {
                 }
                 let first = v.linear_page_index(start);
                 let last = v.linear_page_index(end - 4096);
-                self.shmem_punch_hole(task, st, v.file(), first, last);
+                self.shmem_punch_hole(Some((task, &*st)), v.file(), first, last);
                 return Ok(end);
             }
             madv::WILLNEED => return Ok(end),

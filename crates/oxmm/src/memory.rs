@@ -118,6 +118,10 @@ pub const PAGE_CHG_MASK: u64 = bits::PFN_MASK
 
 const PMD_SIZE: u64 = 1 << 21;
 
+/// PTEs a read fault on a file maps around itself (`fault_around_bytes`
+/// of 64 KiB).
+pub const FAULT_AROUND_PAGES: u64 = 16;
+
 impl Kernel {
     /// The shared zero page, allocated on first use.
     pub fn zero_pfn(&self) -> Pfn {
@@ -385,10 +389,19 @@ impl Kernel {
     ) -> Result<(), VmFault> {
         let Some(file) = self.shmem_file(vma.file()) else { return Err(VmFault::Sigbus) };
         let index = vma.linear_page_index(addr);
+        if !write {
+            self.do_fault_around(mm, vma, addr, table, idx, &file);
+            if self.table(table)[idx].load(Relaxed) != 0 {
+                return Ok(());
+            }
+        }
         if index << 12 >= file.size.load(Relaxed) {
             return Err(VmFault::Sigbus);
         }
         let pfn = self.shmem_get_page(file.id, index).map_err(|_| VmFault::Oom)?;
+        if write && vma.flags() & vm::SHARED == 0 {
+            return self.do_cow_fault(mm, vma, addr, table, idx, pfn);
+        }
         let mut e = mk_entry(pfn, vm_get_page_prot(vma.flags()));
         if write {
             e |= bits::DIRTY;
@@ -403,12 +416,88 @@ impl Kernel {
         if page.mapcount.fetch_add(1, Relaxed) == -1 {
             self.nodes[page.nid()].stat.add(NodeStat::NrMapped as usize, 1);
         }
-        mm.add_counter(mm_counter::SHMEMPAGES, 1);
+        mm.add_counter(crate::shmem::mm_counter_file(page), 1);
         pte.store(e, Relaxed);
         drop(l);
         if vma.flags() & vm::LOCKED != 0 {
             self.mlock_folio(pfn, true);
         }
+        Ok(())
+    }
+
+    /// Maps the cached pages of the file around a read fault
+    /// (`do_fault_around` + `filemap_map_pages`): up to
+    /// [`FAULT_AROUND_PAGES`] aligned PTEs of the same table, inside the
+    /// VMA and the file, that are empty and have a page in the cache.
+    fn do_fault_around(
+        &self,
+        mm: &Mm,
+        vma: Vma<'_>,
+        addr: u64,
+        table: Pfn,
+        idx: usize,
+        file: &crate::shmem::ShmemFile,
+    ) {
+        let nr = FAULT_AROUND_PAGES;
+        let pte_off = idx as u64;
+        let vma_off = (addr - vma.start()) >> 12;
+        let from = (pte_off & !(nr - 1)).max(pte_off - pte_off.min(vma_off));
+        let to = (from + nr).min(512).min(pte_off + vma.pages() - vma_off) - 1;
+        let index0 = vma.linear_page_index(addr);
+        let size = file.size.load(Relaxed);
+        if size == 0 {
+            return;
+        }
+        let file_end = size.div_ceil(4096) - 1;
+        let prot = vm_get_page_prot(vma.flags());
+        let locked = vma.flags() & vm::LOCKED != 0;
+        let _l = self.pte_lock(table);
+        let t = self.table(table);
+        for i in from..=to {
+            let index = index0 + i - pte_off;
+            if index > file_end {
+                break;
+            }
+            let e = &t[i as usize];
+            if e.load(Relaxed) != 0 {
+                continue;
+            }
+            let Some(pfn) = file.pages.lock().get(&index).copied() else { continue };
+            let page = self.memmap.page(pfn);
+            page.get();
+            if page.mapcount.fetch_add(1, Relaxed) == -1 {
+                self.nodes[page.nid()].stat.add(NodeStat::NrMapped as usize, 1);
+            }
+            mm.add_counter(crate::shmem::mm_counter_file(page), 1);
+            e.store(mk_entry(pfn, prot), Relaxed);
+            if locked {
+                self.mlock_folio(pfn, true);
+            }
+        }
+    }
+
+    /// A write fault on an unmapped page of a private file mapping
+    /// (`do_cow_fault`): a new anonymous page with the file page's bytes.
+    fn do_cow_fault(&self, mm: &Mm, vma: Vma<'_>, addr: u64, table: Pfn, idx: usize, src: Pfn) -> Result<(), VmFault> {
+        let av = self.anon_vma_prepare(vma).map_err(|_| VmFault::Oom)?;
+        let new = self.alloc_pages(Gfp::GFP_HIGHUSER_MOVABLE, 0).ok_or(VmFault::Oom)?;
+        self.copy_page(src, new);
+        let mut e = mk_entry(new, vm_get_page_prot(vma.flags()));
+        if vma.flags() & vm::WRITE != 0 {
+            e |= bits::RW | bits::DIRTY;
+        }
+        let l = self.pte_lock(table);
+        let pte = &self.table(table)[idx];
+        if pte.load(Relaxed) != 0 {
+            drop(l);
+            self.free_pages(new, 0);
+            return Ok(());
+        }
+        self.folio_add_new_anon_rmap(new, av, vma.linear_page_index(addr));
+        mm.add_counter(mm_counter::ANONPAGES, 1);
+        pte.store(e, Relaxed);
+        drop(l);
+        self.folio_add_lru(new, vma.flags() & vm::LOCKED != 0);
         Ok(())
     }
 
@@ -512,9 +601,14 @@ impl Kernel {
         drop(l);
         self.flush_tlb_page(mm, addr);
         self.folio_add_lru(new, vma.flags() & vm::LOCKED != 0);
-        if zero {
-            mm.add_counter(mm_counter::ANONPAGES, 1);
-        } else {
+        mm.add_counter(mm_counter::ANONPAGES, 1);
+        if !zero {
+            let page = self.memmap.page(old);
+            if page.mapping.load(Relaxed) & PAGE_MAPPING_ANON != 0 {
+                mm.add_counter(mm_counter::ANONPAGES, -1);
+            } else {
+                mm.add_counter(crate::shmem::mm_counter_file(page), -1);
+            }
             self.folio_remove_rmap(old);
             self.put_user_page(old);
         }
@@ -552,10 +646,8 @@ impl Kernel {
                                 let page = self.memmap.page(pfn);
                                 if page.mapping.load(Relaxed) & PAGE_MAPPING_ANON != 0 {
                                     mm.add_counter(mm_counter::ANONPAGES, -1);
-                                } else if page.test(pg::SWAPBACKED) {
-                                    mm.add_counter(mm_counter::SHMEMPAGES, -1);
                                 } else {
-                                    mm.add_counter(mm_counter::FILEPAGES, -1);
+                                    mm.add_counter(crate::shmem::mm_counter_file(page), -1);
                                 }
                                 self.folio_remove_rmap(pfn);
                                 tlb.pages.push(pfn);
@@ -681,7 +773,7 @@ impl Kernel {
                             } else {
                                 page.mapcount.fetch_add(1, Relaxed);
                                 page.get();
-                                dst_mm.add_counter(mm_counter::SHMEMPAGES, 1);
+                                dst_mm.add_counter(crate::shmem::mm_counter_file(page), 1);
                             }
                         }
                         if cow && v & bits::RW != 0 {

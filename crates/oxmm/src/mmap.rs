@@ -347,14 +347,16 @@ impl Kernel {
         len: u64,
         pgoff: u64,
         flags: u64,
-        anon: bool,
+        file: u64,
     ) -> Result<u64, Errno> {
         if len > TASK_SIZE {
             return Err(Errno::ENOMEM);
         }
+        let anon = file == 0;
         let pgoff = if anon { 0 } else { pgoff };
-        let addr = if anon && flags & map::SHARED == 0 && addr == 0 && len.is_multiple_of(PMD_SIZE) {
-            self.thp_get_unmapped_area(st, len, pgoff, flags)?
+        let thp_file = self.shmem_file(file).is_some_and(|f| f.thp_aligned);
+        let addr = if thp_file || (anon && flags & map::SHARED == 0 && addr == 0 && len.is_multiple_of(PMD_SIZE)) {
+            self.thp_get_unmapped_area(st, addr, len, pgoff, flags)?
         } else {
             self.arch_get_unmapped_area(st, addr, len, pgoff, flags)?
         };
@@ -368,16 +370,21 @@ impl Kernel {
     }
 
     /// THP alignment of large anonymous mappings (`__thp_get_unmapped_area`).
-    fn thp_get_unmapped_area(&self, st: &MmState, len: u64, pgoff: u64, flags: u64) -> Result<u64, Errno> {
+    fn thp_get_unmapped_area(&self, st: &MmState, addr: u64, len: u64, pgoff: u64, flags: u64) -> Result<u64, Errno> {
         let off = pgoff << 12;
         let size = PMD_SIZE;
-        let off_end = off + len;
-        let off_align = (off + size - 1) & !(size - 1);
+        let fallback = || self.arch_get_unmapped_area(st, addr, len, pgoff, flags);
+        let Some(off_end) = off.checked_add(len) else { return fallback() };
+        let off_align = off.wrapping_add(size - 1) & !(size - 1);
         if off_end <= off_align || off_end - off_align < size {
-            return self.arch_get_unmapped_area(st, 0, len, pgoff, flags);
+            return fallback();
         }
         let len_pad = len + size;
-        match self.arch_get_unmapped_area(st, 0, len_pad, pgoff, flags) {
+        if off.checked_add(len_pad).is_none() {
+            return fallback();
+        }
+        match self.arch_get_unmapped_area(st, addr, len_pad, pgoff, flags) {
+            Ok(ret) if ret == addr => Ok(addr),
             Ok(ret) => {
                 let off_sub = off.wrapping_sub(ret) & (size - 1);
                 if st.topdown && off_sub == 0 {
@@ -386,7 +393,7 @@ impl Kernel {
                     Ok(ret + off_sub)
                 }
             }
-            Err(_) => self.arch_get_unmapped_area(st, 0, len, pgoff, flags),
+            Err(_) => fallback(),
         }
     }
 
@@ -481,7 +488,35 @@ impl Kernel {
         }
         let (ret, populate) = {
             let mut st = task.mm.lock.write();
-            self.do_mmap(task, &mut st, addr, len, prot, flags, off >> 12)?
+            self.do_mmap(task, &mut st, addr, len, prot, flags, off >> 12, None)?
+        };
+        if populate != 0 {
+            self.mm_populate(task, ret, populate);
+        }
+        Ok(ret)
+    }
+
+    /// `mmap` of an open file (the descriptor already looked up).
+    #[allow(clippy::too_many_arguments)]
+    pub fn sys_mmap_file(
+        &self,
+        task: &Task,
+        addr: u64,
+        len: u64,
+        prot: u64,
+        flags: u64,
+        file: &OpenFile,
+        off: u64,
+    ) -> Result<u64, Errno> {
+        if off & 0xfff != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if flags & map::HUGETLB != 0 {
+            return Err(Errno::EINVAL);
+        }
+        let (ret, populate) = {
+            let mut st = task.mm.lock.write();
+            self.do_mmap(task, &mut st, addr, len, prot, flags, off >> 12, Some(file))?
         };
         if populate != 0 {
             self.mm_populate(task, ret, populate);
@@ -501,6 +536,7 @@ impl Kernel {
         prot: u64,
         flags: u64,
         pgoff: u64,
+        file: Option<&OpenFile>,
     ) -> Result<(u64, u64), Errno> {
         let mut prot = prot;
         let mut flags = flags;
@@ -538,7 +574,7 @@ impl Kernel {
             | vm::MAYREAD
             | vm::MAYWRITE
             | vm::MAYEXEC;
-        let addr = self.get_unmapped_area(st, addr, len, pgoff, flags, true)?;
+        let addr = self.get_unmapped_area(st, addr, len, pgoff, flags, file.map_or(0, |f| f.id))?;
         if addr < min && !task.cap_sys_rawio() {
             return Err(Errno::EPERM);
         }
@@ -550,6 +586,53 @@ impl Kernel {
         }
         if !self.mlock_future_ok(task, st, vm_flags, len) {
             return Err(Errno::EAGAIN);
+        }
+        if let Some(f) = file {
+            // file_mmap_ok: the range must fit below the largest file offset.
+            let max = (i64::MAX as u64) - len;
+            if pgoff > max >> 12 {
+                return Err(Errno::EOVERFLOW);
+            }
+            let mut fl = flags;
+            match flags & map::TYPE {
+                map::SHARED | map::SHARED_VALIDATE => {
+                    if flags & map::TYPE == map::SHARED {
+                        fl &= crate::hugetlb::LEGACY_MAP_MASK;
+                    }
+                    if fl & !crate::hugetlb::LEGACY_MAP_MASK != 0 {
+                        return Err(Errno::EOPNOTSUPP);
+                    }
+                    if prot & prot::WRITE != 0 && !f.writable {
+                        return Err(Errno::EACCES);
+                    }
+                    vm_flags |= vm::SHARED | vm::MAYSHARE;
+                    if !f.writable {
+                        vm_flags &= !(vm::MAYWRITE | vm::SHARED);
+                    }
+                    if !f.readable {
+                        return Err(Errno::EACCES);
+                    }
+                }
+                map::PRIVATE => {
+                    if !f.readable {
+                        return Err(Errno::EACCES);
+                    }
+                }
+                _ => return Err(Errno::EINVAL),
+            }
+            if vm_flags & vm::GROWSDOWN != 0 {
+                return Err(Errno::EINVAL);
+            }
+            if flags & map::NORESERVE != 0 && self.sysctl.overcommit_memory.load(Relaxed) != 2 {
+                vm_flags |= vm::NORESERVE;
+            }
+            let addr = self.mmap_region_file(task, st, addr, len, vm_flags, pgoff, f.id)?;
+            let populate = if vm_flags & vm::LOCKED != 0 || flags & (map::POPULATE | map::NONBLOCK) == map::POPULATE {
+                len
+            } else {
+                0
+            };
+            return Ok((addr, populate));
         }
         match flags & map::TYPE {
             map::SHARED => {
@@ -597,6 +680,22 @@ impl Kernel {
         vm_flags: u64,
         pgoff: u64,
     ) -> Result<u64, Errno> {
+        self.mmap_region_file(task, st, addr, len, vm_flags, pgoff, 0)
+    }
+
+    /// [`Kernel::mmap_region`] of a file (`file` 0: anonymous memory).
+    #[allow(clippy::too_many_arguments)]
+    pub fn mmap_region_file(
+        &self,
+        task: &Task,
+        st: &mut MmState,
+        addr: u64,
+        len: u64,
+        vm_flags: u64,
+        pgoff: u64,
+        file: u64,
+    ) -> Result<u64, Errno> {
+        let opened = file;
         let mm = &*task.mm;
         let pglen = len >> 12;
         let end = addr + len;
@@ -634,8 +733,16 @@ impl Kernel {
             }
         }
         let attrs = VmaAttrs { flags: vm_flags, anon_name: 0, policy: 0 };
+        // A disk filesystem without DAX refuses synchronous page faults
+        // (ext4_file_mmap's daxdev_mapping_supported); tmpfs ignores them.
+        if vm_flags & vm::SYNC != 0 && self.shmem_file(opened).is_some_and(|f| f.thp_aligned) {
+            return Err(Errno::EOPNOTSUPP);
+        }
         // Shared anonymous memory is a new shmem file: it never merges.
-        let file = if vm_flags & vm::SHARED != 0 {
+        let file = if opened != 0 {
+            self.file_get(opened);
+            opened
+        } else if vm_flags & vm::SHARED != 0 {
             match self.shmem_zero_setup(task, len, vm_flags) {
                 Ok(f) => f,
                 Err(e) => {
@@ -648,7 +755,12 @@ impl Kernel {
         } else {
             0
         };
-        let merged = if file == 0 { self.vma_merge_new_range(st, addr, end, &attrs, 0, pgoff) } else { None };
+        let merged =
+            if file == 0 || opened != 0 { self.vma_merge_new_range(st, addr, end, &attrs, file, pgoff) } else { None };
+        if merged.is_some() && opened != 0 {
+            // The VMA that grew already holds a reference on the file.
+            self.file_put(opened);
+        }
         if merged.is_none() {
             let v = match self.vm_area_alloc(mm) {
                 Ok(v) => v,
@@ -894,6 +1006,18 @@ impl Kernel {
     }
 }
 
+/// An open file as `mmap` sees it (`struct file`): which file, and the
+/// access the descriptor was opened for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenFile {
+    /// File handle.
+    pub id: u64,
+    /// Opened for reading (`FMODE_READ`).
+    pub readable: bool,
+    /// Opened for writing (`FMODE_WRITE`).
+    pub writable: bool,
+}
+
 /// One VMA of a program image ([`Kernel::create_process_with_layout`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ImageVma {
@@ -946,6 +1070,9 @@ pub const fn calc_vm_flag_bits(flags: u64) -> u64 {
     }
     if flags & map::LOCKED != 0 {
         f |= vm::LOCKED;
+    }
+    if flags & map::SYNC != 0 {
+        f |= vm::SYNC;
     }
     if flags & map::STACK != 0 {
         f |= vm::NOHUGEPAGE;

@@ -43,13 +43,13 @@ impl Kernel {
         if addr & 0xfff != 0 {
             return Err(Errno::EINVAL);
         }
-        if new_len == 0 || new_len > TASK_SIZE {
+        if new_len == 0 || new_len > TASK_SIZE || new_addr > TASK_SIZE - new_len {
             return Err(Errno::EINVAL);
         }
         let implies_new = flags & (FIXED | DONTUNMAP) != 0;
         let mm = &*task.mm;
         if implies_new {
-            if new_addr > TASK_SIZE - new_len || new_addr & 0xfff != 0 {
+            if new_addr & 0xfff != 0 {
                 return Err(Errno::EINVAL);
             }
             if flags & MAYMOVE == 0 {
@@ -67,12 +67,16 @@ impl Kernel {
         }
         let mut st = mm.lock.write();
         let (mut old_len, mut new_len) = (old_len, new_len);
-        if let Some(h) = self.vma_lookup(&st, addr).and_then(crate::hugetlb::vma_hugetlb_size) {
+        let v = self.vma_lookup(&st, addr).ok_or(Errno::EFAULT)?;
+        if let Some(h) = crate::hugetlb::vma_hugetlb_size(v) {
             old_len = old_len.checked_add(h - 1).map_or(0, |l| l & !(h - 1));
             new_len = new_len.checked_add(h - 1).map_or(0, |l| l & !(h - 1));
             if addr & (h - 1) != 0 || new_addr & (h - 1) != 0 || new_len > old_len {
                 return Err(Errno::EINVAL);
             }
+        }
+        if new_len > old_len || implies_new {
+            self.check_prep_vma(task, &st, v, addr, old_len, new_len, flags)?;
         }
         let (ret, populate) = if implies_new {
             self.mremap_to(task, &mut st, addr, old_len, new_len, flags, new_addr)?
@@ -86,28 +90,32 @@ impl Kernel {
         Ok(ret)
     }
 
-    /// The checks on the source VMA before it grows or moves (`vma_to_resize`).
-    fn vma_to_resize<'k>(
-        &'k self,
+    /// The checks on the source VMA of a remap that maps something new
+    /// (`check_prep_vma`): it grows, or it moves.
+    #[allow(clippy::too_many_arguments)]
+    fn check_prep_vma(
+        &self,
         task: &Task,
         st: &MmState,
+        v: Vma<'_>,
         addr: u64,
         old_len: u64,
         new_len: u64,
         flags: u64,
-    ) -> Result<Vma<'k>, Errno> {
-        let v = self.vma_lookup(st, addr).ok_or(Errno::EFAULT)?;
+    ) -> Result<(), Errno> {
         if old_len == 0 && v.flags() & (vm::SHARED | vm::MAYSHARE) == 0 {
             return Err(Errno::EINVAL);
         }
         if flags & DONTUNMAP != 0 && v.flags() & (vm::DONTEXPAND | vm::PFNMAP) != 0 {
             return Err(Errno::EINVAL);
         }
+        // A shrink may unmap across VMA boundaries: only what stays counts.
+        let old_len = old_len.min(new_len);
         if old_len > v.end() - addr {
             return Err(Errno::EFAULT);
         }
         if new_len == old_len {
-            return Ok(v);
+            return Ok(());
         }
         let pgoff = ((addr - v.start()) >> 12) + v.pgoff();
         if pgoff.checked_add(new_len >> 12).is_none() {
@@ -116,14 +124,14 @@ impl Kernel {
         if v.flags() & (vm::DONTEXPAND | vm::PFNMAP) != 0 {
             return Err(Errno::EFAULT);
         }
-        let grow = new_len.saturating_sub(old_len);
-        if !self.mlock_future_ok(task, st, v.flags(), grow) {
+        let delta = new_len.abs_diff(old_len);
+        if !self.mlock_future_ok(task, st, v.flags(), delta) {
             return Err(Errno::EAGAIN);
         }
-        if !self.may_expand_vm(task, st, v.flags(), grow >> 12) {
+        if !self.may_expand_vm(task, st, v.flags(), delta >> 12) {
             return Err(Errno::ENOMEM);
         }
-        Ok(v)
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -138,20 +146,35 @@ impl Kernel {
         new_addr: u64,
     ) -> Result<(u64, Option<(u64, u64)>), Errno> {
         let mut old_len = old_len;
-        if self.vma_lookup(st, addr).is_none() {
-            return Err(Errno::EFAULT);
-        }
         if flags & FIXED != 0 {
             self.do_munmap(task, st, new_addr, new_len)?;
+            // The unmap may have taken the source VMA.
+            if self.vma_lookup(st, addr).is_none() {
+                return Err(Errno::EFAULT);
+            }
         }
         if old_len > new_len {
             self.do_munmap(task, st, addr + new_len, old_len - new_len)?;
             old_len = new_len;
         }
-        let v = self.vma_to_resize(task, st, addr, old_len, new_len, flags)?;
+        let v = self.vma_lookup(st, addr).ok_or(Errno::EFAULT)?;
         if flags & DONTUNMAP != 0 && !self.may_expand_vm(task, st, v.flags(), old_len >> 12) {
             return Err(Errno::ENOMEM);
         }
+        let target = self.vrm_new_addr(st, v, addr, new_len, flags, new_addr)?;
+        self.move_vma(task, st, v, addr, old_len, new_len, target, flags)
+    }
+
+    /// Where a moving VMA goes (`vrm_set_new_addr`).
+    fn vrm_new_addr(
+        &self,
+        st: &MmState,
+        v: Vma<'_>,
+        addr: u64,
+        new_len: u64,
+        flags: u64,
+        new_addr: u64,
+    ) -> Result<u64, Errno> {
         let mut map_flags = 0;
         if flags & FIXED != 0 {
             map_flags |= map::FIXED;
@@ -160,9 +183,8 @@ impl Kernel {
             map_flags |= map::SHARED;
         }
         let pgoff = v.pgoff() + ((addr - v.start()) >> 12);
-        let got = self.get_unmapped_area(st, new_addr, new_len, pgoff, map_flags, v.is_anonymous())?;
-        let target = if flags & FIXED != 0 { new_addr } else { got };
-        self.move_vma(task, st, v, addr, old_len, new_len, target, flags)
+        let hint = if flags & (FIXED | DONTUNMAP) != 0 { new_addr } else { 0 };
+        self.get_unmapped_area(st, hint, new_len, pgoff, map_flags, v.file())
     }
 
     fn mremap_at(
@@ -174,17 +196,14 @@ impl Kernel {
         new_len: u64,
         flags: u64,
     ) -> Result<(u64, Option<(u64, u64)>), Errno> {
-        if self.vma_lookup(st, addr).is_none() {
-            return Err(Errno::EFAULT);
-        }
         if old_len >= new_len {
             if old_len != new_len {
                 self.do_munmap(task, st, addr + new_len, old_len - new_len)?;
             }
             return Ok((addr, None));
         }
-        let v = self.vma_to_resize(task, st, addr, old_len, new_len, flags)?;
-        if old_len == v.end() - addr {
+        let v = self.vma_lookup(st, addr).ok_or(Errno::EFAULT)?;
+        if addr + old_len == v.end() {
             let delta = new_len - old_len;
             if self.vma_expandable(st, v, delta) {
                 let pages = (delta >> 12) as i64;
@@ -204,10 +223,8 @@ impl Kernel {
         if flags & MAYMOVE == 0 {
             return Err(Errno::ENOMEM);
         }
-        let map_flags = if v.flags() & vm::MAYSHARE != 0 { map::SHARED } else { 0 };
-        let pgoff = v.pgoff() + ((addr - v.start()) >> 12);
-        let new_addr = self.get_unmapped_area(st, 0, new_len, pgoff, map_flags, v.is_anonymous())?;
-        self.move_vma(task, st, v, addr, old_len, new_len, new_addr, flags)
+        let target = self.vrm_new_addr(st, v, addr, new_len, flags, 0)?;
+        self.move_vma(task, st, v, addr, old_len, new_len, target, flags)
     }
 
     /// Whether `v` can grow by `delta` in place (`vma_expandable`).
@@ -315,7 +332,6 @@ impl Kernel {
                 nv
             }
         };
-        let _ = new_vma;
         self.move_page_tables(task, old_addr, new_addr, old_len)?;
         // The old range's commit moves with it: hide VM_ACCOUNT from the unmap.
         let mut account_start = false;
@@ -329,7 +345,12 @@ impl Kernel {
         let hiwater = st.hiwater_vm;
         vm_stat_account(st, vm_flags, (new_len >> 12) as i64);
         if flags & DONTUNMAP != 0 {
-            v.set_flags(v.flags() & !vm::LOCKED_MASK);
+            // dontunmap_complete: the emptied source keeps no lock and no
+            // charge; a wholly moved one drops its anon_vma links.
+            v.set_flags(v.flags() & !(vm::LOCKED_MASK | vm::ACCOUNT));
+            if new_vma.va != v.va && v.start() == old_addr && v.end() == old_addr + old_len {
+                self.unlink_anon_vmas(v);
+            }
             return Ok((new_addr, None));
         }
         if self.do_munmap(task, st, old_addr, old_len).is_err() && vm_flags & vm::ACCOUNT != 0 {

@@ -21,6 +21,15 @@ use crate::page::pg;
 use crate::types::{Errno, Pfn};
 use crate::vmstat::NodeStat;
 
+/// The per-mm RSS counter of a file page (`mm_counter_file`).
+pub fn mm_counter_file(page: &crate::page::Page) -> usize {
+    if page.test(pg::SWAPBACKED) {
+        crate::mm_types::mm_counter::SHMEMPAGES
+    } else {
+        crate::mm_types::mm_counter::FILEPAGES
+    }
+}
+
 /// File handles at or above this are shmem files.
 pub const SHMEM_ID_BASE: u64 = 1 << 40;
 
@@ -36,6 +45,10 @@ pub struct ShmemFile {
     pub refs: AtomicU64,
     /// Pages charged to the commit (`shmem_acct_size`), 0 with NORESERVE.
     pub accounted: u64,
+    /// Mappings of the file are placed as a filesystem with large folios
+    /// places them (`thp_get_unmapped_area`, ext4 and xfs do), not as
+    /// tmpfs does without huge pages.
+    pub thp_aligned: bool,
 }
 
 /// All shmem files.
@@ -72,6 +85,7 @@ impl Kernel {
             size: AtomicU64::new(size),
             refs: AtomicU64::new(1),
             accounted,
+            thp_aligned: false,
         });
         self.vm.shmem.files.lock().insert(id, f);
         self.vm.file_names.lock().insert(id, alloc::string::String::from("/dev/zero (deleted)"));
@@ -144,35 +158,17 @@ impl Kernel {
     /// Frees the pages of `[first, last]` (page indexes) of a file after
     /// unmapping them from every VMA (`shmem_fallocate` with
     /// FALLOC_FL_PUNCH_HOLE, as MADV_REMOVE does).
-    /// `cur` is the calling task, whose mmap lock the caller holds.
+    /// `cur` is the calling task with its mmap state, when the caller
+    /// holds that task's mmap lock.
     pub fn shmem_punch_hole(
         &self,
-        cur: &crate::mm_types::Task,
-        cur_st: &crate::mm_types::MmState,
+        cur: Option<(&crate::mm_types::Task, &crate::mm_types::MmState)>,
         id: u64,
         first: u64,
         last: u64,
     ) {
         let Some(f) = self.shmem_file(id) else { return };
-        // unmap_mapping_range: every task's VMAs of this file.
-        let tasks: Vec<_> = self.vm.tasks.lock().values().cloned().collect();
-        for t in tasks {
-            let guard = if t.mm.id == cur.mm.id { None } else { Some(t.mm.lock.read()) };
-            let st = guard.as_deref().unwrap_or(cur_st);
-            let vmas: Vec<Vma<'_>> = self.vmas(st).into_iter().filter(|v| v.file() == id).collect();
-            let mut tlb = crate::memory::MmuGather::default();
-            for v in vmas {
-                let (lo, hi) = (v.pgoff(), v.pgoff() + v.pages());
-                let s = first.max(lo);
-                let e = (last + 1).min(hi);
-                if s < e {
-                    let start = v.start() + ((s - lo) << 12);
-                    let end = v.start() + ((e - lo) << 12);
-                    self.zap_pte_range(&t.mm, v, start, end, &mut tlb);
-                }
-            }
-            self.tlb_finish_mmu(&t.mm, &mut tlb);
-        }
+        self.unmap_mapping_range(cur, id, first, last);
         let removed: Vec<Pfn> = {
             let mut pages = f.pages.lock();
             let keys: Vec<u64> = pages.range(first..=last).map(|(&k, _)| k).collect();
@@ -181,6 +177,127 @@ impl Kernel {
         for pfn in removed {
             self.shmem_release_page(pfn);
         }
+    }
+
+    /// Unmaps pages `[first, last]` of a file from every VMA that maps
+    /// them, private copies included (`unmap_mapping_range` with `even_cows`).
+    fn unmap_mapping_range(
+        &self,
+        cur: Option<(&crate::mm_types::Task, &crate::mm_types::MmState)>,
+        id: u64,
+        first: u64,
+        last: u64,
+    ) {
+        let tasks: Vec<_> = self.vm.tasks.lock().values().cloned().collect();
+        for t in tasks {
+            let own = cur.filter(|(c, _)| c.mm.id == t.mm.id).map(|(_, s)| s);
+            let guard = if own.is_some() { None } else { Some(t.mm.lock.read()) };
+            let Some(st) = own.or(guard.as_deref()) else { continue };
+            let vmas: Vec<Vma<'_>> = self.vmas(st).into_iter().filter(|v| v.file() == id).collect();
+            let mut tlb = crate::memory::MmuGather::default();
+            for v in vmas {
+                let (lo, hi) = (v.pgoff(), v.pgoff() + v.pages());
+                let s = first.max(lo);
+                let e = last.saturating_add(1).min(hi);
+                if s < e {
+                    let start = v.start() + ((s - lo) << 12);
+                    let end = v.start() + ((e - lo) << 12);
+                    self.zap_pte_range(&t.mm, v, start, end, &mut tlb);
+                }
+            }
+            self.tlb_finish_mmu(&t.mm, &mut tlb);
+        }
+    }
+
+    /// A new file of `size` bytes named `name`, with one reference for the
+    /// descriptor that opens it: a tmpfs file or memfd, or with
+    /// `thp_aligned` a stand-in for a disk file (its pages live in memory
+    /// like tmpfs's until the page cache and writeback land).
+    pub fn shmem_create(&self, name: &str, size: u64, thp_aligned: bool) -> u64 {
+        let id = SHMEM_ID_BASE + self.vm.shmem.next.fetch_add(1, Relaxed);
+        let f = Arc::new(ShmemFile {
+            id,
+            pages: spin::Mutex::new(BTreeMap::new()),
+            size: AtomicU64::new(size),
+            refs: AtomicU64::new(1),
+            accounted: 0,
+            thp_aligned,
+        });
+        self.vm.shmem.files.lock().insert(id, f);
+        self.vm.file_names.lock().insert(id, alloc::string::String::from(name));
+        id
+    }
+
+    /// The file's size in bytes (`i_size_read`).
+    pub fn file_size(&self, id: u64) -> Option<u64> {
+        self.shmem_file(id).map(|f| f.size.load(Relaxed))
+    }
+
+    /// Reads up to `len` bytes at `off`, stopping at the end of the file
+    /// (`pread`); holes read as zeroes.
+    pub fn file_read(&self, id: u64, off: u64, len: u64) -> Result<Vec<u8>, Errno> {
+        let f = self.shmem_file(id).ok_or(Errno::EBADF)?;
+        let size = f.size.load(Relaxed);
+        let end = off.saturating_add(len).min(size);
+        let mut out = Vec::new();
+        let mut pos = off;
+        while pos < end {
+            let n = (4096 - (pos & 0xfff)).min(end - pos);
+            let mut buf = alloc::vec![0u8; n as usize];
+            let page = f.pages.lock().get(&(pos >> 12)).copied();
+            if let Some(pfn) = page {
+                self.mem.read(crate::types::PhysAddr(pfn.phys().0 + (pos & 0xfff)), &mut buf);
+            }
+            out.extend_from_slice(&buf);
+            pos += n;
+        }
+        Ok(out)
+    }
+
+    /// Writes `data` at `off` through the page cache, growing the file
+    /// (`pwrite`); returns the bytes written.
+    pub fn file_write(&self, id: u64, off: u64, data: &[u8]) -> Result<u64, Errno> {
+        let f = self.shmem_file(id).ok_or(Errno::EBADF)?;
+        let end = off.checked_add(data.len() as u64).ok_or(Errno::EFBIG)?;
+        if end > f.size.load(Relaxed) {
+            f.size.store(end, Relaxed);
+        }
+        let mut pos = off;
+        while pos < end {
+            let n = (4096 - (pos & 0xfff)).min(end - pos);
+            let pfn = self.shmem_get_page(id, pos >> 12)?;
+            let from = (pos - off) as usize;
+            self.mem.write(crate::types::PhysAddr(pfn.phys().0 + (pos & 0xfff)), &data[from..from + n as usize]);
+            self.memmap.page(pfn).set(pg::DIRTY);
+            pos += n;
+        }
+        Ok(data.len() as u64)
+    }
+
+    /// Sets the file's size (`ftruncate`): shrinking unmaps and frees the
+    /// pages past the new end and zeroes the tail of the last page.
+    pub fn file_truncate(&self, id: u64, len: u64) -> Result<(), Errno> {
+        let f = self.shmem_file(id).ok_or(Errno::EBADF)?;
+        let old = f.size.swap(len, Relaxed);
+        if len < old {
+            let first = len.div_ceil(4096);
+            self.unmap_mapping_range(None, id, first, u64::MAX >> 12);
+            let removed: Vec<Pfn> = {
+                let mut pages = f.pages.lock();
+                let keys: Vec<u64> = pages.range(first..).map(|(&k, _)| k).collect();
+                keys.into_iter().filter_map(|k| pages.remove(&k)).collect()
+            };
+            for pfn in removed {
+                self.shmem_release_page(pfn);
+            }
+            if len & 0xfff != 0 {
+                let last = f.pages.lock().get(&(len >> 12)).copied();
+                if let Some(pfn) = last {
+                    self.mem.fill(crate::types::PhysAddr(pfn.phys().0 + (len & 0xfff)), 4096 - (len & 0xfff), 0);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Shmem pages of every file.
