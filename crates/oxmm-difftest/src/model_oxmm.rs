@@ -100,7 +100,7 @@ fn sig(s: oxmm::memory::SigInfo) -> Outcome {
 /// goes on, `00 00` (`add [rax], al` with rax = 0) writes to address 0.
 fn exec(k: &Kernel, t: &Task, addr: u64) -> Outcome {
     let mut pc = addr;
-    for _ in 0..64 {
+    for _ in 0..EXEC_LIMIT {
         let op = match k.exec_user(t, pc) {
             Ok(b) => b,
             Err(s) => return sig(s),
@@ -128,7 +128,7 @@ fn exec(k: &Kernel, t: &Task, addr: u64) -> Outcome {
             other => return Outcome::Unsupported(format!("instruction {other:02x}")),
         }
     }
-    Outcome::Unsupported("more than 64 instructions".into())
+    Outcome::Unsupported(format!("more than {EXEC_LIMIT} instructions"))
 }
 
 /// `VM_*` flags of this process's VMAs, from the VmFlags lines of
@@ -154,6 +154,10 @@ fn own_vm_flags() -> std::collections::HashMap<(u64, u64), u64> {
     }
     out
 }
+
+/// Instructions the interpreter runs before giving up (a nop sled through
+/// a 256 MiB mapping fits).
+const EXEC_LIMIT: u64 = 1 << 28;
 
 /// VMA flags for a line of the host's maps.
 fn image_flags(perms: &[u8], name: &str, anon: bool) -> u64 {

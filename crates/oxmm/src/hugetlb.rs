@@ -115,6 +115,20 @@ impl Kernel {
         if flags & map::NORESERVE != 0 {
             vm_flags |= vm::NORESERVE;
         }
+        let pglen = len >> 12;
+        let nr: u64 = self
+            .vmas_in(st, addr, addr + len)
+            .iter()
+            .map(|v| (v.end().min(addr + len) - v.start().max(addr)) >> 12)
+            .sum();
+        if !self.may_expand_vm(task, st, vm_flags, pglen - nr) {
+            return Err(Errno::ENOMEM);
+        }
+        // The mappings in the way are gone before hugetlbfs's mmap hook
+        // runs; if the hook fails, Linux leaves the range unmapped.
+        if nr != 0 {
+            self.do_munmap(task, st, addr, len)?;
+        }
         // hugetlbfs_file_mmap: the offset must fall on a huge page.
         if pgoff & ((hsize >> 12) - 1) != 0 {
             return Err(Errno::EINVAL);
@@ -122,20 +136,6 @@ impl Kernel {
         // The pools are empty: a reservation cannot be had.
         if vm_flags & vm::NORESERVE == 0 {
             return Err(Errno::ENOMEM);
-        }
-        let pglen = len >> 12;
-        if !self.may_expand_vm(task, st, vm_flags, pglen) {
-            let nr: u64 = self
-                .vmas_in(st, addr, addr + len)
-                .iter()
-                .map(|v| (v.end().min(addr + len) - v.start().max(addr)) >> 12)
-                .sum();
-            if !self.may_expand_vm(task, st, vm_flags, pglen - nr) {
-                return Err(Errno::ENOMEM);
-            }
-        }
-        if self.find_vma_intersection(st, addr, addr + len).is_some() {
-            self.do_munmap(task, st, addr, len)?;
         }
         let id = HUGETLB_ID_BASE + 2 * self.vm.hugetlb.next.fetch_add(1, Relaxed) + u64::from(hsize == 1 << 30);
         self.vm.file_names.lock().insert(id, alloc::string::String::from("/anon_hugepage (deleted)"));
@@ -235,4 +235,8 @@ pub const LEGACY_MAP_MASK: u64 = map::SHARED
     | map::POPULATE
     | map::NONBLOCK
     | map::STACK
-    | map::HUGETLB;
+    | map::HUGETLB
+    | map::BIT32
+    | 0x80 // MAP_ABOVE4G
+    | (21 << map::HUGE_SHIFT) // MAP_HUGE_2MB
+    | (30 << map::HUGE_SHIFT); // MAP_HUGE_1GB

@@ -134,6 +134,16 @@ impl Kernel {
                 }
                 let first = v.linear_page_index(start);
                 let last = v.linear_page_index(end - 4096);
+                // vfs_fallocate: the hole must end below the filesystem's
+                // largest file (ext4's 16 TiB for disk files).
+                let max = if self.shmem_file(v.file()).is_some_and(|f| f.thp_aligned) {
+                    0xffff_ffff_f000
+                } else {
+                    i64::MAX as u64
+                };
+                if (first << 12).checked_add(end - start).is_none_or(|e| e > max) {
+                    return Err(Errno::EFBIG);
+                }
                 self.shmem_punch_hole(Some((task, &*st)), v.file(), first, last);
                 return Ok(end);
             }
@@ -178,7 +188,7 @@ impl Kernel {
                     return Err(Errno::EINVAL);
                 }
                 // With an anon_vma, fork copies the markers.
-                self.anon_vma_prepare(v).map_err(|_| Errno::ENOMEM)?;
+                self.anon_vma_prepare_in(st, v).map_err(|_| Errno::ENOMEM)?;
                 self.guard_install(task, v, start, end);
                 return Ok(end);
             }

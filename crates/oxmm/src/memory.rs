@@ -122,6 +122,10 @@ const PMD_SIZE: u64 = 1 << 21;
 /// of 64 KiB).
 pub const FAULT_AROUND_PAGES: u64 = 16;
 
+/// Pages a page-cache miss on a disk file reads around itself (the
+/// device's `read_ahead_kb` of 128 KiB).
+pub const READAROUND_PAGES: u64 = 32;
+
 impl Kernel {
     /// The shared zero page, allocated on first use.
     pub fn zero_pfn(&self) -> Pfn {
@@ -254,7 +258,7 @@ impl Kernel {
                 return Err(Errno::ENOMEM);
             }
         }
-        self.anon_vma_prepare(v).map_err(|_| Errno::ENOMEM)?;
+        self.anon_vma_prepare_in(st, v).map_err(|_| Errno::ENOMEM)?;
         if address < v.start() {
             let size = v.end() - address;
             let grow = (v.start() - address) >> 12;
@@ -285,7 +289,7 @@ impl Kernel {
     }
 
     /// Resolves a fault inside `vma` (`handle_mm_fault`).
-    pub fn handle_mm_fault(&self, mm: &Mm, _st: &MmState, vma: Vma<'_>, addr: u64, flags: u32) -> Result<(), VmFault> {
+    pub fn handle_mm_fault(&self, mm: &Mm, st: &MmState, vma: Vma<'_>, addr: u64, flags: u32) -> Result<(), VmFault> {
         if vma.flags() & vm::HUGETLB != 0 {
             // Empty hugetlb pools: no page to fault in (hugetlb_no_page).
             return Err(VmFault::Sigbus);
@@ -298,9 +302,9 @@ impl Kernel {
         if v == 0 {
             drop(lock);
             if vma.is_anonymous() {
-                return self.do_anonymous_page(mm, vma, addr, table, idx, write);
+                return self.do_anonymous_page(mm, st, vma, addr, table, idx, write);
             }
-            return self.do_shared_fault(mm, vma, addr, table, idx, write);
+            return self.do_shared_fault(mm, st, vma, addr, table, idx, write);
         }
         if !pte_present(v) {
             if v == crate::madvise::GUARD_PTE {
@@ -320,7 +324,7 @@ impl Kernel {
         }
         if write && v & bits::RW == 0 {
             drop(lock);
-            return self.do_wp_page(mm, vma, addr, table, idx);
+            return self.do_wp_page(mm, st, vma, addr, table, idx);
         }
         let mut set = bits::ACCESSED;
         if write {
@@ -332,9 +336,11 @@ impl Kernel {
 
     /// Maps a page of anonymous memory (`do_anonymous_page`): the zero page
     /// for a read, a new zeroed page for a write.
+    #[allow(clippy::too_many_arguments)]
     fn do_anonymous_page(
         &self,
         mm: &Mm,
+        st: &MmState,
         vma: Vma<'_>,
         addr: u64,
         table: Pfn,
@@ -354,7 +360,7 @@ impl Kernel {
             }
             return Ok(());
         }
-        let av = self.anon_vma_prepare(vma).map_err(|_| VmFault::Oom)?;
+        let av = self.anon_vma_prepare_in(st, vma).map_err(|_| VmFault::Oom)?;
         let pfn = self.alloc_pages(Gfp::GFP_HIGHUSER_MOVABLE | Gfp::ZERO, 0).ok_or(VmFault::Oom)?;
         let mut e = mk_entry(pfn, prot);
         if vma.flags() & vm::WRITE != 0 {
@@ -378,9 +384,11 @@ impl Kernel {
     /// A fault in a shared or file VMA. Anonymous shared memory (shmem)
     /// and files arrive with the page-cache component; until then such
     /// VMAs are refused at mmap time and this path answers SIGBUS.
+    #[allow(clippy::too_many_arguments)]
     fn do_shared_fault(
         &self,
         mm: &Mm,
+        st: &MmState,
         vma: Vma<'_>,
         addr: u64,
         table: Pfn,
@@ -389,7 +397,11 @@ impl Kernel {
     ) -> Result<(), VmFault> {
         let Some(file) = self.shmem_file(vma.file()) else { return Err(VmFault::Sigbus) };
         let index = vma.linear_page_index(addr);
-        if !write {
+        // Observed on Linux 6.18: a fault past the end of the file maps
+        // nothing around itself when it had to create the page table.
+        let past_eof = index << 12 >= file.size.load(Relaxed);
+        let fresh_table = past_eof && self.table(table).iter().all(|e| e.load(Relaxed) == 0);
+        if !write && !fresh_table {
             self.do_fault_around(mm, vma, addr, table, idx, &file);
             if self.table(table)[idx].load(Relaxed) != 0 {
                 return Ok(());
@@ -398,9 +410,12 @@ impl Kernel {
         if index << 12 >= file.size.load(Relaxed) {
             return Err(VmFault::Sigbus);
         }
+        if file.thp_aligned && vma.flags() & vm::RAND_READ == 0 && self.shmem_lookup(file.id, index).is_none() {
+            self.read_around(&file, index);
+        }
         let pfn = self.shmem_get_page(file.id, index).map_err(|_| VmFault::Oom)?;
         if write && vma.flags() & vm::SHARED == 0 {
-            return self.do_cow_fault(mm, vma, addr, table, idx, pfn);
+            return self.do_cow_fault(mm, st, vma, addr, table, idx, pfn);
         }
         let mut e = mk_entry(pfn, vm_get_page_prot(vma.flags()));
         if write {
@@ -476,10 +491,34 @@ impl Kernel {
         }
     }
 
+    /// Reads the pages around a page-cache miss of a disk file into the
+    /// cache (`do_sync_mmap_readahead`'s read-around: a window of
+    /// [`READAROUND_PAGES`] centred on the miss, cut at the end of the file).
+    fn read_around(&self, file: &crate::shmem::ShmemFile, index: u64) {
+        let eof = file.size.load(Relaxed).div_ceil(4096);
+        let start = index.saturating_sub(READAROUND_PAGES / 2);
+        let end = (start + READAROUND_PAGES).min(eof);
+        for i in start..end {
+            if self.shmem_get_page(file.id, i).is_err() {
+                break;
+            }
+        }
+    }
+
     /// A write fault on an unmapped page of a private file mapping
     /// (`do_cow_fault`): a new anonymous page with the file page's bytes.
-    fn do_cow_fault(&self, mm: &Mm, vma: Vma<'_>, addr: u64, table: Pfn, idx: usize, src: Pfn) -> Result<(), VmFault> {
-        let av = self.anon_vma_prepare(vma).map_err(|_| VmFault::Oom)?;
+    #[allow(clippy::too_many_arguments)]
+    fn do_cow_fault(
+        &self,
+        mm: &Mm,
+        st: &MmState,
+        vma: Vma<'_>,
+        addr: u64,
+        table: Pfn,
+        idx: usize,
+        src: Pfn,
+    ) -> Result<(), VmFault> {
+        let av = self.anon_vma_prepare_in(st, vma).map_err(|_| VmFault::Oom)?;
         let new = self.alloc_pages(Gfp::GFP_HIGHUSER_MOVABLE, 0).ok_or(VmFault::Oom)?;
         self.copy_page(src, new);
         let mut e = mk_entry(new, vm_get_page_prot(vma.flags()));
@@ -558,7 +597,15 @@ impl Kernel {
 
     /// A write to a write-protected present page (`do_wp_page`): reuse the
     /// page when this mapping is its only user, copy it otherwise.
-    fn do_wp_page(&self, mm: &Mm, vma: Vma<'_>, addr: u64, table: Pfn, idx: usize) -> Result<(), VmFault> {
+    fn do_wp_page(
+        &self,
+        mm: &Mm,
+        st: &MmState,
+        vma: Vma<'_>,
+        addr: u64,
+        table: Pfn,
+        idx: usize,
+    ) -> Result<(), VmFault> {
         let pte = &self.table(table)[idx];
         let v = pte.load(Relaxed);
         let old = entry_pfn(v);
@@ -583,7 +630,7 @@ impl Kernel {
             }
         }
         // wp_page_copy
-        let av = self.anon_vma_prepare(vma).map_err(|_| VmFault::Oom)?;
+        let av = self.anon_vma_prepare_in(st, vma).map_err(|_| VmFault::Oom)?;
         let gfp = Gfp::GFP_HIGHUSER_MOVABLE | if zero { Gfp::ZERO } else { Gfp(0) };
         let new = self.alloc_pages(gfp, 0).ok_or(VmFault::Oom)?;
         if !zero {

@@ -599,7 +599,13 @@ impl Kernel {
                     if flags & map::TYPE == map::SHARED {
                         fl &= crate::hugetlb::LEGACY_MAP_MASK;
                     }
-                    if fl & !crate::hugetlb::LEGACY_MAP_MASK != 0 {
+                    // Disk filesystems with DAX support accept MAP_SYNC here
+                    // (FOP_MMAP_SYNC) and refuse it later for non-DAX files.
+                    let mut mask = crate::hugetlb::LEGACY_MAP_MASK;
+                    if self.shmem_file(f.id).is_some_and(|sf| sf.thp_aligned) {
+                        mask |= map::SYNC;
+                    }
+                    if fl & !mask != 0 {
                         return Err(Errno::EOPNOTSUPP);
                     }
                     if prot & prot::WRITE != 0 && !f.writable {
@@ -726,6 +732,19 @@ impl Kernel {
             }
             vm_flags |= vm::ACCOUNT;
         }
+        // A disk filesystem without DAX refuses synchronous page faults in
+        // its mmap hook (ext4's daxdev_mapping_supported); tmpfs ignores them.
+        // By then the old mappings' PTEs are gone, so Linux cannot put
+        // them back: the range is left unmapped.
+        if vm_flags & vm::SYNC != 0 && self.shmem_file(opened).is_some_and(|f| f.thp_aligned) {
+            if accountable {
+                self.vm_acct_memory(-((pglen - nr_accounted) as i64));
+            }
+            if nr_pages != 0 {
+                self.do_munmap(task, st, addr, len)?;
+            }
+            return Err(Errno::EOPNOTSUPP);
+        }
         if nr_pages != 0 {
             self.do_munmap(task, st, addr, len)?;
             if accountable {
@@ -733,11 +752,6 @@ impl Kernel {
             }
         }
         let attrs = VmaAttrs { flags: vm_flags, anon_name: 0, policy: 0 };
-        // A disk filesystem without DAX refuses synchronous page faults
-        // (ext4_file_mmap's daxdev_mapping_supported); tmpfs ignores them.
-        if vm_flags & vm::SYNC != 0 && self.shmem_file(opened).is_some_and(|f| f.thp_aligned) {
-            return Err(Errno::EOPNOTSUPP);
-        }
         // Shared anonymous memory is a new shmem file: it never merges.
         let file = if opened != 0 {
             self.file_get(opened);

@@ -66,8 +66,33 @@ impl Kernel {
             }
         }
         let mut st = mm.lock.write();
+        let (ret, populate) = if flags & FIXED != 0 && old_len == new_len {
+            (self.remap_move(task, &mut st, addr, old_len, flags, new_addr)?, None)
+        } else {
+            self.mremap_one(task, &mut st, addr, old_len, new_len, flags, new_addr)?
+        };
+        drop(st);
+        if let Some((s, l)) = populate {
+            self.mm_populate(task, s, l);
+        }
+        Ok(ret)
+    }
+
+    /// One VMA's remap: the checks on it, then a move or a resize.
+    #[allow(clippy::too_many_arguments)]
+    fn mremap_one(
+        &self,
+        task: &Task,
+        st: &mut MmState,
+        addr: u64,
+        old_len: u64,
+        new_len: u64,
+        flags: u64,
+        new_addr: u64,
+    ) -> Result<(u64, Option<(u64, u64)>), Errno> {
+        let implies_new = flags & (FIXED | DONTUNMAP) != 0;
         let (mut old_len, mut new_len) = (old_len, new_len);
-        let v = self.vma_lookup(&st, addr).ok_or(Errno::EFAULT)?;
+        let v = self.vma_lookup(st, addr).ok_or(Errno::EFAULT)?;
         if let Some(h) = crate::hugetlb::vma_hugetlb_size(v) {
             old_len = old_len.checked_add(h - 1).map_or(0, |l| l & !(h - 1));
             new_len = new_len.checked_add(h - 1).map_or(0, |l| l & !(h - 1));
@@ -76,18 +101,51 @@ impl Kernel {
             }
         }
         if new_len > old_len || implies_new {
-            self.check_prep_vma(task, &st, v, addr, old_len, new_len, flags)?;
+            self.check_prep_vma(task, st, v, addr, old_len, new_len, flags)?;
         }
-        let (ret, populate) = if implies_new {
-            self.mremap_to(task, &mut st, addr, old_len, new_len, flags, new_addr)?
+        if implies_new {
+            self.mremap_to(task, st, addr, old_len, new_len, flags, new_addr)
         } else {
-            self.mremap_at(task, &mut st, addr, old_len, new_len, flags)?
-        };
-        drop(st);
-        if let Some((s, l)) = populate {
-            self.mm_populate(task, s, l);
+            self.mremap_at(task, st, addr, old_len, new_len, flags)
         }
-        Ok(ret)
+    }
+
+    /// A MREMAP_FIXED move of equal length, which may span several VMAs
+    /// (`remap_move`): each is moved in turn, the gaps between them kept,
+    /// none allowed before the first.
+    fn remap_move(
+        &self,
+        task: &Task,
+        st: &mut MmState,
+        start: u64,
+        len: u64,
+        flags: u64,
+        new_addr: u64,
+    ) -> Result<u64, Errno> {
+        let end = start + len;
+        let mut res = Err(Errno::EFAULT);
+        let mut seen = false;
+        let mut target = new_addr;
+        let mut last_end = 0;
+        let mut cursor = start;
+        while cursor < end {
+            let Some(v) = self.find_vma_intersection(st, cursor, end) else { break };
+            let a = v.start().max(start);
+            let l = end.min(v.end()) - a;
+            if !seen && start < v.start() {
+                return Err(Errno::EFAULT);
+            }
+            let offset = if seen { v.start() - last_end } else { 0 };
+            last_end = v.end();
+            let (moved, _) = self.mremap_one(task, st, a, l, l, flags, target + offset)?;
+            if !seen {
+                res = Ok(moved);
+            }
+            seen = true;
+            target = moved + l;
+            cursor = a + l;
+        }
+        res
     }
 
     /// The checks on the source VMA of a remap that maps something new
@@ -161,11 +219,12 @@ impl Kernel {
         if flags & DONTUNMAP != 0 && !self.may_expand_vm(task, st, v.flags(), old_len >> 12) {
             return Err(Errno::ENOMEM);
         }
-        let target = self.vrm_new_addr(st, v, addr, new_len, flags, new_addr)?;
+        let target = self.vrm_new_addr(st, v, addr, new_len, flags, new_addr, task.cap_sys_rawio())?;
         self.move_vma(task, st, v, addr, old_len, new_len, target, flags)
     }
 
     /// Where a moving VMA goes (`vrm_set_new_addr`).
+    #[allow(clippy::too_many_arguments)]
     fn vrm_new_addr(
         &self,
         st: &MmState,
@@ -174,6 +233,7 @@ impl Kernel {
         new_len: u64,
         flags: u64,
         new_addr: u64,
+        rawio: bool,
     ) -> Result<u64, Errno> {
         let mut map_flags = 0;
         if flags & FIXED != 0 {
@@ -184,7 +244,12 @@ impl Kernel {
         }
         let pgoff = v.pgoff() + ((addr - v.start()) >> 12);
         let hint = if flags & (FIXED | DONTUNMAP) != 0 { new_addr } else { 0 };
-        self.get_unmapped_area(st, hint, new_len, pgoff, map_flags, v.file())
+        let a = self.get_unmapped_area(st, hint, new_len, pgoff, map_flags, v.file())?;
+        // security_mmap_addr: below vm.mmap_min_addr only with CAP_SYS_RAWIO.
+        if a < self.sysctl.mmap_min_addr.load(Relaxed) && !rawio {
+            return Err(Errno::EPERM);
+        }
+        Ok(a)
     }
 
     fn mremap_at(
@@ -223,7 +288,7 @@ impl Kernel {
         if flags & MAYMOVE == 0 {
             return Err(Errno::ENOMEM);
         }
-        let target = self.vrm_new_addr(st, v, addr, new_len, flags, 0)?;
+        let target = self.vrm_new_addr(st, v, addr, new_len, flags, 0, task.cap_sys_rawio())?;
         self.move_vma(task, st, v, addr, old_len, new_len, target, flags)
     }
 

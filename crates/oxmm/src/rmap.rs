@@ -138,6 +138,42 @@ impl Kernel {
         Ok(av)
     }
 
+    /// [`Kernel::anon_vma_prepare`] as `__anon_vma_prepare` does it: a
+    /// neighbour's `anon_vma` is reused when the two VMAs could be one but
+    /// for their access flags (`find_mergeable_anon_vma`), so that they can
+    /// merge after a later mprotect.
+    pub fn anon_vma_prepare_in(&self, st: &crate::mm_types::MmState, vma: Vma<'_>) -> Result<u64, Errno> {
+        let cur = vma.anon_vma();
+        if cur != 0 {
+            return Ok(cur);
+        }
+        let next = self.find_vma(st, vma.end()).filter(|n| n.start() == vma.end());
+        let prev = self.vma_before(st, vma.start()).filter(|p| p.end() == vma.start());
+        let reuse = next
+            .and_then(|n| self.reusable_anon_vma(n, vma, n))
+            .or_else(|| prev.and_then(|p| self.reusable_anon_vma(p, p, vma)));
+        let Some(av) = reuse else { return self.anon_vma_prepare(vma) };
+        let _g = self.vm_rmap_lock.lock();
+        self.avc_link(vma, av)?;
+        self.anon_vma(av).num_active_vmas.fetch_add(1, Relaxed);
+        vma.raw().anon_vma.store(av, Relaxed);
+        Ok(av)
+    }
+
+    /// `old`'s anon_vma if `a` and `b` (adjacent, in that order) differ
+    /// only in access flags and `old` has no forked parents (`reusable_anon_vma`).
+    fn reusable_anon_vma(&self, old: Vma<'_>, a: Vma<'_>, b: Vma<'_>) -> Option<u64> {
+        use crate::mm_types::vm;
+        let compatible = a.end() == b.start()
+            && a.raw().vm_policy.load(Relaxed) == b.raw().vm_policy.load(Relaxed)
+            && a.file() == b.file()
+            && (a.flags() ^ b.flags()) & !(vm::ACCESS | vm::SOFTDIRTY) == 0
+            && b.pgoff() == a.pgoff() + ((b.start() - a.start()) >> 12);
+        let av = old.anon_vma();
+        let chain = old.raw().anon_vma_chain.load(Relaxed);
+        (compatible && av != 0 && chain != 0 && self.anon_vma_chain_next(chain) == 0).then_some(av)
+    }
+
     /// The chains of `vma`, oldest first.
     fn vma_chains(&self, vma: Vma<'_>) -> alloc::vec::Vec<u64> {
         let mut v = alloc::vec::Vec::new();
