@@ -35,6 +35,8 @@
 //!
 //! Errors name the zone, the frame and the rule.
 
+pub mod mm;
+
 use alloc::format;
 use alloc::string::String;
 use alloc::vec::Vec;
