@@ -273,3 +273,32 @@ fn shared_anonymous_memory_is_one_object_across_fork() {
     k.sys_munmap(&t, g, 6 * P).unwrap();
     assert_eq!(k.shmem_pages(), shmem0, "the last unmap frees the object");
 }
+
+#[test]
+fn process_vm_readv_and_writev_copy_between_address_spaces() {
+    let m = setup();
+    let k = &m.kernel;
+    let a = process(k);
+    let b = process(k);
+    let src = k.sys_mmap(&b, 0x3000_0000, 2 * P, RW, ANON | map::FIXED, -1, 0).unwrap();
+    k.write_user(&b, src + P - 3, b"across").unwrap();
+    let dst = k.sys_mmap(&a, 0x4000_0000, 2 * P, RW, ANON | map::FIXED, -1, 0).unwrap();
+    // Two local pieces gather one remote range that straddles a page.
+    let n = k.sys_process_vm_readv(&a, b.pid, &[(dst, 2), (dst + 100, 4)], &[(src + P - 3, 6)], 0).unwrap();
+    assert_eq!(n, 6);
+    let mut got = [0u8; 6];
+    k.read_user(&a, dst, &mut got[..2]).unwrap();
+    k.read_user(&a, dst + 100, &mut got[2..]).unwrap();
+    assert_eq!(&got, b"across");
+    let n = k.sys_process_vm_writev(&a, b.pid, &[(dst, 2)], &[(src, 2)], 0).unwrap();
+    assert_eq!(n, 2);
+    let mut back = [0u8; 2];
+    k.read_user(&b, src, &mut back).unwrap();
+    assert_eq!(&back, b"ac");
+    // A remote range running into a hole stops there: a partial count.
+    let n = k.sys_process_vm_readv(&a, b.pid, &[(dst, 3 * P)], &[(src + P, 2 * P)], 0).unwrap();
+    assert_eq!(n, P);
+    assert_eq!(k.sys_process_vm_readv(&a, b.pid, &[(dst, P)], &[(0x5000_0000, P)], 0), Err(Errno::EFAULT));
+    assert_eq!(k.sys_process_vm_readv(&a, b.pid, &[(dst, P)], &[(src, P)], 1), Err(Errno::EINVAL));
+    assert_eq!(k.sys_process_vm_readv(&a, 9999, &[(dst, P)], &[(src, P)], 0), Err(Errno::ESRCH));
+}

@@ -157,3 +157,94 @@ impl Kernel {
         }
     }
 }
+
+/// `process_vm_readv` and `process_vm_writev` (Linux's
+/// `mm/process_vm_access.c`).
+impl Kernel {
+    /// Copies from `pid`'s memory (`remote`) into the caller's (`local`),
+    /// page by page; stops at the first page that cannot be read or
+    /// written and returns the bytes moved, or the error when none moved.
+    pub fn sys_process_vm_readv(
+        &self,
+        task: &Task,
+        pid: u64,
+        local: &[(u64, u64)],
+        remote: &[(u64, u64)],
+        flags: u64,
+    ) -> Result<u64, Errno> {
+        self.process_vm_rw(task, pid, local, remote, flags, false)
+    }
+
+    /// Copies from the caller's memory (`local`) into `pid`'s (`remote`).
+    pub fn sys_process_vm_writev(
+        &self,
+        task: &Task,
+        pid: u64,
+        local: &[(u64, u64)],
+        remote: &[(u64, u64)],
+        flags: u64,
+    ) -> Result<u64, Errno> {
+        self.process_vm_rw(task, pid, local, remote, flags, true)
+    }
+
+    fn process_vm_rw(
+        &self,
+        task: &Task,
+        pid: u64,
+        local: &[(u64, u64)],
+        remote: &[(u64, u64)],
+        flags: u64,
+        write: bool,
+    ) -> Result<u64, Errno> {
+        const UIO_MAXIOV: usize = 1024;
+        if flags != 0 {
+            return Err(Errno::EINVAL);
+        }
+        if local.len() > UIO_MAXIOV || remote.len() > UIO_MAXIOV {
+            return Err(Errno::EINVAL);
+        }
+        // The iovec lengths must not overflow a signed size (rw_copy_check_uvector).
+        let total_local = local.iter().try_fold(0u64, |a, &(_, l)| a.checked_add(l).filter(|t| *t <= i64::MAX as u64));
+        let total_remote =
+            remote.iter().try_fold(0u64, |a, &(_, l)| a.checked_add(l).filter(|t| *t <= i64::MAX as u64));
+        let (Some(total), Some(_)) = (total_local, total_remote) else { return Err(Errno::EINVAL) };
+        if total == 0 {
+            return Ok(0);
+        }
+        let other = self.vm.tasks.lock().get(&pid).cloned().ok_or(Errno::ESRCH)?;
+        let mut li = local.iter().copied().filter(|&(_, l)| l > 0).peekable();
+        let mut lpos = 0u64;
+        let mut moved = 0u64;
+        let mut err = None;
+        'outer: for &(raddr, rlen) in remote {
+            let mut off = 0;
+            while off < rlen {
+                let Some(&(laddr, llen)) = li.peek() else { break 'outer };
+                let ra = raddr + off;
+                let n = (4096 - (ra & 0xfff)).min(rlen - off).min(llen - lpos);
+                let mut buf = alloc::vec![0u8; n as usize];
+                let la = laddr + lpos;
+                let ok = if write {
+                    self.read_user(task, la, &mut buf).is_ok() && self.write_user(&other, ra, &buf).is_ok()
+                } else {
+                    self.read_user(&other, ra, &mut buf).is_ok() && self.write_user(task, la, &buf).is_ok()
+                };
+                if !ok {
+                    err = Some(Errno::EFAULT);
+                    break 'outer;
+                }
+                moved += n;
+                off += n;
+                lpos += n;
+                if lpos == llen {
+                    li.next();
+                    lpos = 0;
+                }
+            }
+        }
+        match (moved, err) {
+            (0, Some(e)) => Err(e),
+            _ => Ok(moved),
+        }
+    }
+}

@@ -203,6 +203,7 @@ impl Kernel {
         flags: u64,
         new_addr: u64,
     ) -> Result<(u64, Option<(u64, u64)>), Errno> {
+        let delta = new_len.abs_diff(old_len);
         let mut old_len = old_len;
         if flags & FIXED != 0 {
             self.do_munmap(task, st, new_addr, new_len)?;
@@ -220,7 +221,7 @@ impl Kernel {
             return Err(Errno::ENOMEM);
         }
         let target = self.vrm_new_addr(st, v, addr, new_len, flags, new_addr, task.cap_sys_rawio())?;
-        self.move_vma(task, st, v, addr, old_len, new_len, target, flags)
+        self.move_vma(task, st, v, addr, old_len, new_len, target, flags, delta)
     }
 
     /// Where a moving VMA goes (`vrm_set_new_addr`).
@@ -289,7 +290,7 @@ impl Kernel {
             return Err(Errno::ENOMEM);
         }
         let target = self.vrm_new_addr(st, v, addr, new_len, flags, 0, task.cap_sys_rawio())?;
-        self.move_vma(task, st, v, addr, old_len, new_len, target, flags)
+        self.move_vma(task, st, v, addr, old_len, new_len, target, flags, new_len - old_len)
     }
 
     /// Whether `v` can grow by `delta` in place (`vma_expandable`).
@@ -350,13 +351,17 @@ impl Kernel {
         new_len: u64,
         new_addr: u64,
         flags: u64,
+        delta: u64,
     ) -> Result<(u64, Option<(u64, u64)>), Errno> {
         let mm = &*task.mm;
         if st.map_count + 3 >= self.sysctl.max_map_count.load(Relaxed) {
             return Err(Errno::ENOMEM);
         }
         let vm_flags = v.flags();
-        let to_account = if flags & DONTUNMAP != 0 { new_len } else { new_len - old_len };
+        // vrm_calc_charge: the whole new length when the old range stays,
+        // else the size change the caller asked for (a shrinking move
+        // charges it too).
+        let to_account = if flags & DONTUNMAP != 0 { new_len } else { delta };
         if vm_flags & vm::ACCOUNT != 0 {
             self.vm_enough_memory(task, (to_account >> 12) as i64, true)?;
         }

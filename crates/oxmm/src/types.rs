@@ -88,6 +88,7 @@ impl fmt::Debug for VirtAddr {
 pub enum Errno {
     EPERM = 1,
     ENOENT = 2,
+    ESRCH = 3,
     EINTR = 4,
     EIO = 5,
     E2BIG = 7,
@@ -121,6 +122,7 @@ impl Errno {
         match self {
             Errno::EPERM => "EPERM",
             Errno::ENOENT => "ENOENT",
+            Errno::ESRCH => "ESRCH",
             Errno::EINTR => "EINTR",
             Errno::EIO => "EIO",
             Errno::E2BIG => "E2BIG",
