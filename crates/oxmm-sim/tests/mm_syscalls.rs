@@ -302,3 +302,49 @@ fn process_vm_readv_and_writev_copy_between_address_spaces() {
     assert_eq!(k.sys_process_vm_readv(&a, b.pid, &[(dst, P)], &[(src, P)], 1), Err(Errno::EINVAL));
     assert_eq!(k.sys_process_vm_readv(&a, 9999, &[(dst, P)], &[(src, P)], 0), Err(Errno::ESRCH));
 }
+
+#[test]
+fn strict_overcommit_refuses_past_the_commit_limit() {
+    let m = setup();
+    let k = &m.kernel;
+    let t = process(k);
+    use std::sync::atomic::Ordering::Relaxed;
+    k.sysctl.overcommit_memory.store(2, Relaxed);
+    k.sysctl.overcommit_ratio.store(50, Relaxed);
+    let limit = k.vm_commit_limit();
+    let meminfo = oxmm::proc::meminfo(k);
+    assert!(meminfo.contains(&format!("CommitLimit:    {:>8} kB", limit * 4)), "{meminfo}");
+    let committed = k.vm.committed_as.load(Relaxed) as u64;
+    // Private writable memory is charged; more than what is left is refused.
+    let room = limit.saturating_sub(committed);
+    assert_eq!(k.sys_mmap(&t, 0, (room + 1024) * P, RW, ANON, -1, 0), Err(Errno::ENOMEM));
+    // Read-only and MAP_NORESERVE-less shared mappings are not charged here.
+    let ro = k.sys_mmap(&t, 0, (room + 1024) * P, prot::READ, ANON, -1, 0).unwrap();
+    let small = k.sys_mmap(&t, 0, 16 * P, RW, ANON, -1, 0).unwrap();
+    assert_eq!(k.vm.committed_as.load(Relaxed) as u64, committed + 16);
+    // Turning the read-only mapping writable is charged too, and refused.
+    assert_eq!(k.sys_mprotect(&t, ro, (room + 1024) * P, RW), Err(Errno::ENOMEM));
+    k.sys_munmap(&t, small, 16 * P).unwrap();
+    assert_eq!(k.vm.committed_as.load(Relaxed) as u64, committed);
+    // Mode 1 never refuses.
+    k.sysctl.overcommit_memory.store(1, Relaxed);
+    let huge = k.sys_mmap(&t, 0, 1 << 40, RW, ANON, -1, 0).unwrap();
+    k.sys_munmap(&t, huge, 1 << 40).unwrap();
+}
+
+#[test]
+fn legacy_layout_grows_bottom_up_from_a_third_of_the_address_space() {
+    let m = setup();
+    let k = &m.kernel;
+    let t = k
+        .create_process("legacy", default_rlimits(), personality::ADDR_NO_RANDOMIZE | personality::ADDR_COMPAT_LAYOUT)
+        .unwrap();
+    let base = oxmm::mmap::task_unmapped_base(oxmm::mmap::TASK_SIZE);
+    let a = k.sys_mmap(&t, 0, P, RW, ANON, -1, 0).unwrap();
+    let b = k.sys_mmap(&t, 0, P, RW, ANON, -1, 0).unwrap();
+    assert_eq!(a, base);
+    assert_eq!(b, base + P, "bottom-up: the next mapping goes above");
+    // MAP_32BIT places below 2 GiB.
+    let c = k.sys_mmap(&t, 0, P, RW, ANON | map::BIT32, -1, 0).unwrap();
+    assert!((0x4000_0000..0x8000_0000).contains(&c));
+}
