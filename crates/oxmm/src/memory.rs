@@ -397,10 +397,16 @@ impl Kernel {
     ) -> Result<(), VmFault> {
         let Some(file) = self.shmem_file(vma.file()) else { return Err(VmFault::Sigbus) };
         let index = vma.linear_page_index(addr);
-        // Observed on Linux 6.18: a fault past the end of the file maps
-        // nothing around itself when it had to create the page table.
-        let past_eof = index << 12 >= file.size.load(Relaxed);
-        let fresh_table = past_eof && self.table(table).iter().all(|e| e.load(Relaxed) == 0);
+        // Observed on Linux 6.18 with ext4 (not with tmpfs): a fault past
+        // the end of a disk file maps nothing around itself when it had to
+        // create the page table.
+        let past_eof = file.thp_aligned && index << 12 >= file.size.load(Relaxed);
+        // (A table nothing else in its 2 MiB uses is one the fault created:
+        // an image VMA beside this one would have had its pages mapped.)
+        let pmd = addr & !(PMD_SIZE - 1);
+        let fresh_table = past_eof
+            && self.table(table).iter().all(|e| e.load(Relaxed) == 0)
+            && self.vmas_in(st, pmd, pmd + PMD_SIZE).iter().all(|v| v.va == vma.va);
         if !write && !fresh_table {
             self.do_fault_around(mm, vma, addr, table, idx, &file);
             if self.table(table)[idx].load(Relaxed) != 0 {
