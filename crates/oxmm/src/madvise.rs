@@ -152,6 +152,9 @@ impl Kernel {
                 if f & (vm::LOCKED | vm::PFNMAP | vm::HUGETLB) != 0 {
                     return Err(Errno::EINVAL);
                 }
+                if b == madv::PAGEOUT {
+                    self.madvise_pageout(task, v, start, end);
+                }
                 return Ok(end);
             }
             madv::DONTNEED | madv::DONTNEED_LOCKED | madv::FREE => {
@@ -291,6 +294,29 @@ impl Kernel {
             }
         }
         Ok(0)
+    }
+
+    /// MADV_PAGEOUT without swap (`madvise_cold_or_pageout_pte_range` and
+    /// `shrink_folio_list`): anonymous pages cannot go anywhere and stay;
+    /// file and shmem pages mapped only here are unmapped on the way to
+    /// writeback and stay in their page cache.
+    fn madvise_pageout(&self, task: &Task, v: Vma<'_>, start: u64, end: u64) {
+        let mm = &*task.mm;
+        let zero = self.vm.zero_pfn.get().copied();
+        let mut tlb = MmuGather::default();
+        let mut a = start;
+        while a < end {
+            let e = self.pte_of(mm, a).map_or(0, |p| p.load(Relaxed));
+            if e & bits::PRESENT != 0 && e & bits::SPECIAL == 0 && Some(entry_pfn(e)) != zero {
+                let page = self.memmap.page(entry_pfn(e));
+                let anon = page.mapping.load(Relaxed) & crate::rmap::PAGE_MAPPING_ANON != 0;
+                if !anon && page.mapcount.load(Relaxed) == 0 {
+                    self.zap_pte_range(mm, v, a, a + 4096, &mut tlb);
+                }
+            }
+            a += 4096;
+        }
+        self.tlb_finish_mmu(mm, &mut tlb);
     }
 
     /// Zaps `[start, end)` of `v` (MADV_DONTNEED), leaving guard markers.

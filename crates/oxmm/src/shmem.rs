@@ -30,6 +30,10 @@ pub fn mm_counter_file(page: &crate::page::Page) -> usize {
     }
 }
 
+/// The largest page-cache folio order on x86-64 (`MAX_PAGECACHE_ORDER`,
+/// the PMD order).
+pub const MAX_PAGECACHE_ORDER: u32 = 9;
+
 /// File handles at or above this are shmem files.
 pub const SHMEM_ID_BASE: u64 = 1 << 40;
 
@@ -49,6 +53,10 @@ pub struct ShmemFile {
     /// places them (`thp_get_unmapped_area`, ext4 and xfs do), not as
     /// tmpfs does without huge pages.
     pub thp_aligned: bool,
+    /// For disk files: the folios writes created, by first index, with
+    /// their order (a large folio stays whole in the cache when a
+    /// truncation ends inside it).
+    pub folios: spin::Mutex<BTreeMap<u64, u32>>,
 }
 
 /// All shmem files.
@@ -86,6 +94,7 @@ impl Kernel {
             refs: AtomicU64::new(1),
             accounted,
             thp_aligned: false,
+            folios: spin::Mutex::new(BTreeMap::new()),
         });
         self.vm.shmem.files.lock().insert(id, f);
         self.vm.file_names.lock().insert(id, alloc::string::String::from("/dev/zero (deleted)"));
@@ -222,6 +231,7 @@ impl Kernel {
             refs: AtomicU64::new(1),
             accounted: 0,
             thp_aligned,
+            folios: spin::Mutex::new(BTreeMap::new()),
         });
         self.vm.shmem.files.lock().insert(id, f);
         self.vm.file_names.lock().insert(id, alloc::string::String::from(name));
@@ -262,6 +272,9 @@ impl Kernel {
         if end > f.size.load(Relaxed) {
             f.size.store(end, Relaxed);
         }
+        if f.thp_aligned {
+            self.note_write_folios(&f, off, end);
+        }
         let mut pos = off;
         while pos < end {
             let n = (4096 - (pos & 0xfff)).min(end - pos);
@@ -274,13 +287,46 @@ impl Kernel {
         Ok(data.len() as u64)
     }
 
+    /// Records the folios a buffered write of `[off, end)` creates on a
+    /// filesystem with large folios (`fgf_set_order` and the alignment
+    /// rule of `__filemap_get_folio`), for the pages not cached yet.
+    fn note_write_folios(&self, f: &ShmemFile, off: u64, end: u64) {
+        let mut folios = f.folios.lock();
+        let mut pos = off & !0xfff;
+        while pos < end {
+            let index = pos >> 12;
+            if f.pages.lock().contains_key(&index) {
+                pos += 4096;
+                continue;
+            }
+            let len = end - pos.max(off);
+            let shift = 63 - len.leading_zeros();
+            let mut order = shift.saturating_sub(12).min(MAX_PAGECACHE_ORDER);
+            if index & ((1 << order) - 1) != 0 {
+                order = index.trailing_zeros().min(order);
+            }
+            folios.insert(index, order);
+            pos += 4096 << order;
+        }
+    }
+
     /// Sets the file's size (`ftruncate`): shrinking unmaps and frees the
     /// pages past the new end and zeroes the tail of the last page.
     pub fn file_truncate(&self, id: u64, len: u64) -> Result<(), Errno> {
         let f = self.shmem_file(id).ok_or(Errno::EBADF)?;
         let old = f.size.swap(len, Relaxed);
         if len < old {
-            let first = len.div_ceil(4096);
+            let mut first = len.div_ceil(4096);
+            // A large folio holding the new end stays whole (observed with
+            // ext4 on Linux 6.18: its pages past the end remain cached).
+            if f.thp_aligned && len & 0xfff != 0 {
+                let last = len >> 12;
+                if let Some((&start, &order)) = f.folios.lock().range(..=last).next_back() {
+                    if last < start + (1 << order) {
+                        first = first.max(start + (1 << order));
+                    }
+                }
+            }
             self.unmap_mapping_range(None, id, first, u64::MAX >> 12);
             let removed: Vec<Pfn> = {
                 let mut pages = f.pages.lock();
