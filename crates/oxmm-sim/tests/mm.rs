@@ -223,3 +223,32 @@ fn stack_grows_down_into_the_gap() {
     assert_eq!(k.find_vma(&st, lo - 3 * 4096).unwrap().start(), lo - 3 * 4096);
     assert_eq!(st.stack_vm * 4, stk_kb + 12);
 }
+
+#[test]
+fn rmap_finds_and_unmaps_a_page_in_every_process() {
+    let m = machine();
+    let k = &m.kernel;
+    let t = process(k);
+    let a = k.sys_mmap(&t, 0, 2 * 4096, RW, ANON, -1, 0).unwrap();
+    k.fill_user(&t, a, 2 * 4096, 9).unwrap();
+    let c1 = k.fork_task(&t).unwrap();
+    let c2 = k.fork_task(&c1).unwrap();
+    let (pfn, _) = k.follow_pte(&t.mm, a + 4096).unwrap();
+    let places = k.rmap_walk_anon(pfn);
+    assert_eq!(places.len(), 3, "parent, child and grandchild map it");
+    assert!(places.iter().all(|&(_, addr)| addr == a + 4096));
+    assert_eq!(k.memmap.page(pfn).mapcount.load(std::sync::atomic::Ordering::Relaxed), 2);
+    k.memmap.page(pfn).get();
+    assert_eq!(k.try_to_unmap(pfn), 3);
+    assert_eq!(k.memmap.page(pfn).mapcount.load(std::sync::atomic::Ordering::Relaxed), -1, "mapped nowhere");
+    for p in [&t, &c1, &c2] {
+        assert!(k.follow_pte(&p.mm, a + 4096).is_none());
+        assert!(k.follow_pte(&p.mm, a).is_some(), "the other page stays");
+        assert!(oxmm::debug_vm::mm::check_mm(k, p, false).is_ok());
+    }
+    k.put_user_page(pfn);
+    assert!(oxmm::debug_vm::mm::check_mappings(k).is_ok());
+    for p in [c2, c1, t] {
+        k.exit_task(&p);
+    }
+}

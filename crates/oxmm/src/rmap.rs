@@ -326,3 +326,59 @@ impl Kernel {
         v
     }
 }
+
+impl Kernel {
+    /// Every place an anonymous page is mapped, found through its
+    /// `anon_vma` (`rmap_walk_anon`): `(mm id, address)` pairs.
+    pub fn rmap_walk_anon(&self, pfn: crate::types::Pfn) -> alloc::vec::Vec<(u64, u64)> {
+        use crate::arch::x86_64::pgtable::{entry_pfn, pte_present};
+        let page = self.memmap.page(pfn);
+        let mapping = page.mapping.load(Relaxed);
+        if mapping & PAGE_MAPPING_ANON == 0 {
+            return alloc::vec::Vec::new();
+        }
+        let index = page.index.load(Relaxed);
+        let tasks: alloc::vec::Vec<_> = self.vm.tasks.lock().values().cloned().collect();
+        let mut out = alloc::vec::Vec::new();
+        for va in self.anon_vma_vmas(mapping & !PAGE_MAPPING_ANON) {
+            let v = Vma::at(self, va);
+            // vma_address: where the page's index falls in this VMA.
+            if index < v.pgoff() || index - v.pgoff() >= v.pages() {
+                continue;
+            }
+            let addr = v.start() + ((index - v.pgoff()) << 12);
+            let mm_id = v.raw().vm_mm.load(Relaxed);
+            let Some(t) = tasks.iter().find(|t| t.mm.id == mm_id) else { continue };
+            let mapped = self.pte_of(&t.mm, addr).is_some_and(|p| {
+                let e = p.load(Relaxed);
+                pte_present(e) && entry_pfn(e) == pfn
+            });
+            if mapped {
+                out.push((mm_id, addr));
+            }
+        }
+        out
+    }
+
+    /// Unmaps an anonymous page from every address space that maps it
+    /// (`try_to_unmap`), flushing each TLB; returns how many mappings went.
+    /// The caller holds a reference, so the page survives; with no swap
+    /// device yet, this is the first half of a migration (the caller maps
+    /// a copy back) rather than of reclaim.
+    pub fn try_to_unmap(&self, pfn: crate::types::Pfn) -> usize {
+        let places = self.rmap_walk_anon(pfn);
+        let tasks: alloc::vec::Vec<_> = self.vm.tasks.lock().values().cloned().collect();
+        let mut n = 0;
+        for (mm_id, addr) in places {
+            let Some(t) = tasks.iter().find(|t| t.mm.id == mm_id) else { continue };
+            let mm = &*t.mm;
+            let st = mm.lock.read();
+            let Some(v) = self.vma_lookup(&st, addr) else { continue };
+            let mut tlb = crate::memory::MmuGather::default();
+            self.zap_pte_range(mm, v, addr, addr + 4096, &mut tlb);
+            self.tlb_finish_mmu(mm, &mut tlb);
+            n += 1;
+        }
+        n
+    }
+}
