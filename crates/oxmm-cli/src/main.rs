@@ -244,10 +244,22 @@ fn run(
             } else {
                 format!("{} KiB", st.peak_live_bytes >> 10)
             };
-            s += &format!(
-                "  workload   {d}\n             {} allocations, {} failed, {} frees, peak {peak} live\n",
-                st.allocs, st.failures, st.frees
-            );
+            if st.faults > 0 || st.peak_rss_bytes > 0 {
+                // User workloads: accesses (or workers), page faults, peak RSS.
+                s += &format!(
+                    "  workload   {d}\n             {} done, {} failed, {} page faults (minor), peak RSS {} MiB, \
+                     {peak} at most in one step\n",
+                    st.allocs,
+                    st.failures,
+                    st.faults,
+                    st.peak_rss_bytes >> 20
+                );
+            } else {
+                s += &format!(
+                    "  workload   {d}\n             {} allocations, {} failed, {} frees, peak {peak} live\n",
+                    st.allocs, st.failures, st.frees
+                );
+            }
         }
         s += &format!("  time       {:.3} ms simulated, {:.3} s host\n", m.now_ns() as f64 / 1e6, host.as_secs_f64());
         if let Some(index) = &index {

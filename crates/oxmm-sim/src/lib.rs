@@ -17,6 +17,7 @@ pub mod sampler;
 pub mod scenario;
 pub mod sched;
 pub mod trace;
+pub mod user_workloads;
 pub mod workload;
 
 pub use config::MachineConfig;

@@ -387,10 +387,9 @@ fn parse_machine(cx: &Ctx, t: &Table) -> Result<MachineConfig, ScenarioError> {
 }
 
 fn parse_workload(cx: &Ctx, key: &str, t: &Table) -> Result<Workload, ScenarioError> {
-    let kind = t
-        .get("kind")
-        .and_then(|v| v.as_str())
-        .ok_or_else(|| cx.err(&format!("{key}.kind"), "missing `kind` (known: page_churn, slab_churn)"))?;
+    let kind = t.get("kind").and_then(|v| v.as_str()).ok_or_else(|| {
+        cx.err(&format!("{key}.kind"), "missing `kind` (known: page_churn, slab_churn, anon, fork_server)")
+    })?;
     match kind {
         "page_churn" => {
             cx.unknown(key, t, &["kind", "ops", "max_live", "max_order", "cpu"])?;
@@ -421,9 +420,79 @@ fn parse_workload(cx: &Ctx, key: &str, t: &Table) -> Result<Workload, ScenarioEr
             }
             Ok(Workload::SlabChurn(w))
         }
-        other => Err(
-            cx.err(&format!("{key}.kind"), format!("`{other}` is not a workload kind (known: page_churn, slab_churn)"))
-        ),
+        "anon" => {
+            use crate::user_workloads::{AnonAccess, Pattern};
+            cx.unknown(
+                key,
+                t,
+                &["kind", "size", "accesses", "write_ratio", "pattern", "skew", "stride", "hot_fraction", "hot_share"],
+            )?;
+            let mut w = AnonAccess::default();
+            if let Some(v) = t.get("size") {
+                w.size = cx.size(&format!("{key}.size"), v)?;
+            }
+            if let Some(v) = t.get("accesses") {
+                w.accesses = cx.uint(&format!("{key}.accesses"), v)?;
+            }
+            let frac = |name: &str, default: f64| -> Result<f64, ScenarioError> {
+                match t.get(name) {
+                    None => Ok(default),
+                    Some(v) => match v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
+                        Some(f) if (0.0..=1.0).contains(&f) => Ok(f),
+                        _ => Err(cx.err(&format!("{key}.{name}"), "expected a number from 0 to 1")),
+                    },
+                }
+            };
+            w.write_ratio = frac("write_ratio", 0.5)?;
+            let pattern = t.get("pattern").and_then(|v| v.as_str()).unwrap_or("random");
+            w.pattern = match pattern {
+                "sequential" => Pattern::Sequential,
+                "random" => Pattern::Random,
+                "zipf" => {
+                    let skew = t.get("skew").and_then(|v| v.as_float()).unwrap_or(1.0);
+                    if !(skew > 0.0 && skew < 10.0) {
+                        return Err(cx.err(&format!("{key}.skew"), "expected a number between 0 and 10"));
+                    }
+                    Pattern::Zipf(skew)
+                }
+                "strided" => Pattern::Strided(match t.get("stride") {
+                    Some(v) => cx.uint(&format!("{key}.stride"), v)?.max(1),
+                    None => 16,
+                }),
+                "hotcold" => {
+                    Pattern::HotCold { hot_fraction: frac("hot_fraction", 0.1)?, hot_share: frac("hot_share", 0.9)? }
+                }
+                other => {
+                    return Err(cx.err(
+                        &format!("{key}.pattern"),
+                        format!("`{other}` is not a pattern (known: sequential, random, zipf, strided, hotcold)"),
+                    ))
+                }
+            };
+            Ok(Workload::Anon(w))
+        }
+        "fork_server" => {
+            use crate::user_workloads::ForkServer;
+            cx.unknown(key, t, &["kind", "size", "children", "touch_fraction"])?;
+            let mut w = ForkServer::default();
+            if let Some(v) = t.get("size") {
+                w.size = cx.size(&format!("{key}.size"), v)?;
+            }
+            if let Some(v) = t.get("children") {
+                w.children = cx.uint(&format!("{key}.children"), v)?;
+            }
+            if let Some(v) = t.get("touch_fraction") {
+                match v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
+                    Some(f) if (0.0..=1.0).contains(&f) => w.touch_fraction = f,
+                    _ => return Err(cx.err(&format!("{key}.touch_fraction"), "expected a number from 0 to 1")),
+                }
+            }
+            Ok(Workload::ForkServer(w))
+        }
+        other => Err(cx.err(
+            &format!("{key}.kind"),
+            format!("`{other}` is not a workload kind (known: page_churn, slab_churn, anon, fork_server)"),
+        )),
     }
 }
 

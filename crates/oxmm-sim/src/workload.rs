@@ -18,12 +18,16 @@ use oxmm::{Gfp, Pfn};
 use crate::machine::Machine;
 
 /// A workload of a scenario.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Workload {
     /// Kernel-style page allocation churn.
     PageChurn(PageChurn),
     /// Kernel object churn: kmalloc of random sizes and a few object caches.
     SlabChurn(SlabChurn),
+    /// A process touching anonymous memory with an access pattern.
+    Anon(crate::user_workloads::AnonAccess),
+    /// A server forking workers that dirty its memory (copy-on-write).
+    ForkServer(crate::user_workloads::ForkServer),
 }
 
 /// Allocates and frees kernel objects the way subsystems do: kmalloc of
@@ -145,6 +149,10 @@ pub struct WorkloadStats {
     pub frees: u64,
     /// Most bytes live at once.
     pub peak_live_bytes: u64,
+    /// Page faults the workload's processes took (user workloads).
+    pub faults: u64,
+    /// Peak RSS of the workload's main process, in bytes (user workloads).
+    pub peak_rss_bytes: u64,
 }
 
 /// Virtual time one allocator call takes, for the clock.
@@ -207,23 +215,44 @@ impl Workload {
             Workload::SlabChurn(s) => {
                 format!("slab_churn: {} kmalloc and cache allocations, at most {} objects live", s.ops, s.max_live)
             }
+            Workload::Anon(a) => format!(
+                "anon: {} accesses ({:.0}% writes, {:?}) to {} MiB of anonymous memory",
+                a.accesses,
+                a.write_ratio * 100.0,
+                a.pattern,
+                a.size >> 20
+            ),
+            Workload::ForkServer(f) => format!(
+                "fork_server: {} MiB server, {} workers each writing {:.0}% of it",
+                f.size >> 20,
+                f.children,
+                f.touch_fraction * 100.0
+            ),
         }
     }
     /// Virtual time the workload's operations take on the clock (each
     /// allocation attempt advances it by a fixed step), for choosing a
     /// sampling period before the run.
     pub fn expected_virtual_ns(&self) -> u64 {
-        let ops = match self {
-            Workload::PageChurn(p) => p.ops,
-            Workload::SlabChurn(s) => s.ops,
-        };
-        ops.saturating_mul(OP_NS)
+        use crate::user_workloads::ACCESS_NS;
+        match self {
+            Workload::PageChurn(p) => p.ops.saturating_mul(OP_NS),
+            Workload::SlabChurn(s) => s.ops.saturating_mul(OP_NS),
+            Workload::Anon(a) => a.accesses.saturating_mul(ACCESS_NS),
+            Workload::ForkServer(f) => {
+                let pages = f.size / 4096;
+                let writes = (pages as f64 * f.touch_fraction) as u64;
+                pages.saturating_add(f.children.saturating_mul(writes)).saturating_mul(ACCESS_NS)
+            }
+        }
     }
     /// Runs the workload; `tick` is the progress callback of the module doc.
     pub fn run(&self, m: &mut Machine, tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
         match self {
             Workload::PageChurn(p) => p.run(m, tick),
             Workload::SlabChurn(s) => s.run(m, tick),
+            Workload::Anon(a) => a.run(m, tick),
+            Workload::ForkServer(f) => f.run(m, tick),
         }
     }
 }

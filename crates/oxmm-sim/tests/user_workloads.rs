@@ -1,0 +1,56 @@
+//! User-space workloads end to end: their faults, RSS and the counters
+//! they leave behind.
+
+use oxmm::vmstat::NodeStat;
+use oxmm_sim::user_workloads::{AnonAccess, ForkServer, Pattern};
+use oxmm_sim::workload::Workload;
+use oxmm_sim::{Machine, MachineConfig};
+
+fn machine(seed: u64) -> Machine {
+    Machine::boot(&MachineConfig::single(1 << 30, 2), seed).unwrap()
+}
+
+#[test]
+fn sequential_writes_fault_every_page_once() {
+    let mut m = machine(1);
+    let w = AnonAccess { size: 4 << 20, accesses: 1024, write_ratio: 1.0, pattern: Pattern::Sequential };
+    let st = Workload::Anon(w).run(&mut m, |_, _| {});
+    assert_eq!(st.failures, 0);
+    assert_eq!(st.faults, 1024, "one write fault per page");
+    assert_eq!(st.peak_rss_bytes, 4 << 20);
+    assert_eq!(m.kernel.global_node_page_state(NodeStat::NrAnonPages), 0, "the process exited");
+}
+
+#[test]
+fn skewed_patterns_touch_fewer_pages_than_uniform_ones() {
+    let run = |pattern| {
+        let mut m = machine(3);
+        let w = AnonAccess { size: 16 << 20, accesses: 3000, write_ratio: 0.0, pattern };
+        Workload::Anon(w).run(&mut m, |_, _| {})
+    };
+    let uniform = run(Pattern::Random);
+    let zipf = run(Pattern::Zipf(1.2));
+    let hot = run(Pattern::HotCold { hot_fraction: 0.05, hot_share: 0.95 });
+    // Reads of untouched anonymous memory map the zero page: a fault per
+    // distinct page, and no RSS.
+    assert!(zipf.faults < uniform.faults, "zipf {} vs uniform {}", zipf.faults, uniform.faults);
+    assert!(hot.faults < uniform.faults, "hot/cold {} vs uniform {}", hot.faults, uniform.faults);
+    assert_eq!(uniform.peak_rss_bytes, 0, "reads only map the zero page");
+    assert_eq!(run(Pattern::Random), uniform, "the same seed gives the same run");
+}
+
+#[test]
+fn fork_server_workers_copy_on_write() {
+    let mut m = machine(5);
+    let before = m.kernel.global_node_page_state(NodeStat::NrAnonPages);
+    let w = ForkServer { size: 2 << 20, children: 3, touch_fraction: 0.5 };
+    let st = Workload::ForkServer(w).run(&mut m, |_, _| {});
+    let pages = 512;
+    assert_eq!(st.allocs, 3, "three workers forked");
+    assert_eq!(st.peak_rss_bytes, 2 << 20);
+    // The server faults each page in once; each worker faults on the first
+    // write to each page it dirties (a copy), never more than it writes.
+    assert!(st.faults > pages && st.faults <= pages + 3 * 256, "{}", st.faults);
+    assert!(st.peak_live_bytes > 0 && st.peak_live_bytes < 2 << 20, "a worker holds only the pages it copied");
+    assert_eq!(m.kernel.global_node_page_state(NodeStat::NrAnonPages), before);
+}
