@@ -136,6 +136,17 @@ impl Kernel {
         })
     }
 
+    /// Adds to a node counter: a plain update while all CPUs share one
+    /// host thread, an atomic one otherwise.
+    #[inline]
+    pub fn node_stat_add(&self, nid: usize, item: NodeStat, n: i64) {
+        if self.threaded.load(Relaxed) {
+            self.nodes[nid].stat.add(item as usize, n);
+        } else {
+            self.nodes[nid].stat.add_unshared(item as usize, n);
+        }
+    }
+
     /// The PTE table covering `va` and the entry's index, allocating
     /// missing tables (`pte_alloc`); tables count in the mm's VmPTE.
     pub fn pte_offset_alloc(&self, mm: &Mm, va: u64) -> Result<(Pfn, usize), Errno> {
@@ -180,12 +191,19 @@ impl Kernel {
 
     /// Takes a PTE table's split lock (`pte_offset_map_lock`): a bit lock in
     /// the table page's `struct page`.
+    /// While every CPU runs on one host thread (the deterministic mode)
+    /// no two faults can interleave, so the lock is only taken when CPUs
+    /// run on host threads of their own, as the pcp lists do.
+    #[inline]
     pub fn pte_lock(&self, table: Pfn) -> PteLock<'_> {
+        if !self.threaded.load(Relaxed) {
+            return PteLock { flags: None };
+        }
         let page = self.memmap.page(table);
         while page.flags.fetch_or(pg::LOCKED, core::sync::atomic::Ordering::Acquire) & pg::LOCKED != 0 {
             core::hint::spin_loop();
         }
-        PteLock { flags: &page.flags }
+        PteLock { flags: Some(&page.flags) }
     }
 
     /// Handles a user page fault at `addr` with x86 error code `code`
@@ -295,16 +313,21 @@ impl Kernel {
             return Err(VmFault::Sigbus);
         }
         let (table, idx) = self.pte_offset_alloc(mm, addr).map_err(|_| VmFault::Oom)?;
-        let lock = self.pte_lock(table);
         let pte = &self.table(table)[idx];
-        let v = pte.load(Relaxed);
         let write = flags & fault_flag::WRITE != 0;
-        if v == 0 {
-            drop(lock);
+        // An empty entry is handled without the lock first, as
+        // handle_pte_fault does; the handlers take it and look again.
+        if pte.load(Relaxed) == 0 {
             if vma.is_anonymous() {
                 return self.do_anonymous_page(mm, st, vma, addr, table, idx, write);
             }
             return self.do_shared_fault(mm, st, vma, addr, table, idx, write);
+        }
+        let lock = self.pte_lock(table);
+        let v = pte.load(Relaxed);
+        if v == 0 {
+            // Zapped between the look and the lock: fault again.
+            return Ok(());
         }
         if !pte_present(v) {
             if v == crate::madvise::GUARD_PTE {
@@ -374,7 +397,7 @@ impl Kernel {
             return Ok(());
         }
         self.folio_add_new_anon_rmap(pfn, av, vma.linear_page_index(addr));
-        mm.add_counter(mm_counter::ANONPAGES, 1);
+        mm.add_counter_with(mm_counter::ANONPAGES, 1, !self.threaded.load(Relaxed));
         pte.store(e, Relaxed);
         drop(l);
         self.folio_add_lru(pfn, vma.flags() & vm::LOCKED != 0);
@@ -553,8 +576,9 @@ impl Kernel {
         page.mapping.store(anon_vma | PAGE_MAPPING_ANON, Relaxed);
         page.index.store(index, Relaxed);
         page.mapcount.store(0, Relaxed);
-        page.set(pg::SWAPBACKED | pg::UPTODATE | pg::ANON_EXCLUSIVE);
-        self.nodes[page.nid()].stat.add(NodeStat::NrAnonPages as usize, 1);
+        // Nobody else sees the new page yet: plain flag updates (__folio_set_*).
+        page.set_nonatomic(pg::SWAPBACKED | pg::UPTODATE | pg::ANON_EXCLUSIVE);
+        self.node_stat_add(page.nid(), NodeStat::NrAnonPages, 1);
     }
 
     /// One more mapping of an anonymous page (`folio_add_anon_rmap_pte`, fork).
@@ -574,7 +598,7 @@ impl Kernel {
             } else {
                 NodeStat::NrMapped
             };
-            self.nodes[page.nid()].stat.add(item as usize, -1);
+            self.node_stat_add(page.nid(), item, -1);
             if page.test(pg::MLOCKED) {
                 page.clear(pg::MLOCKED);
                 self.mlock_account(pfn, -1);
@@ -923,11 +947,13 @@ pub fn access_error(code: u64, vma: Vma<'_>) -> bool {
 
 /// A held PTE-table lock.
 pub struct PteLock<'a> {
-    flags: &'a AtomicU64,
+    flags: Option<&'a AtomicU64>,
 }
 
 impl Drop for PteLock<'_> {
     fn drop(&mut self) {
-        self.flags.fetch_and(!pg::LOCKED, core::sync::atomic::Ordering::Release);
+        if let Some(f) = self.flags {
+            f.fetch_and(!pg::LOCKED, core::sync::atomic::Ordering::Release);
+        }
     }
 }

@@ -356,6 +356,25 @@ impl Mm {
         self.counter(mm_counter::FILEPAGES) + self.counter(mm_counter::ANONPAGES) + self.counter(mm_counter::SHMEMPAGES)
     }
     /// Adds to an RSS counter, keeping the peak (`add_mm_counter`).
+    /// `unshared` says no other CPU runs meanwhile (all CPUs on one host
+    /// thread), so a plain update suffices, as Linux's per-CPU
+    /// `percpu_counter` gets without a lock.
+    pub fn add_counter_with(&self, kind: usize, n: i64, unshared: bool) {
+        if unshared {
+            let c = &self.rss[kind];
+            c.store(c.load(Relaxed) + n, Relaxed);
+        } else {
+            self.rss[kind].fetch_add(n, Relaxed);
+        }
+        if n > 0 {
+            let rss = self.rss_pages();
+            if rss > self.hiwater_rss.load(Relaxed) {
+                self.hiwater_rss.store(rss, Relaxed);
+            }
+        }
+    }
+
+    /// Adds to an RSS counter, keeping the peak (`add_mm_counter`).
     pub fn add_counter(&self, kind: usize, n: i64) {
         self.rss[kind].fetch_add(n, Relaxed);
         if n > 0 {

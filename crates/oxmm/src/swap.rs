@@ -76,8 +76,9 @@ impl Kernel {
     fn lru_account(&self, pfn: Pfn, lru: LruList, n: i64) {
         let page = self.memmap.page(pfn);
         let node = &self.nodes[page.nid()];
-        node.stat.add(LruList::NODE_STAT[lru as usize] as usize, n);
-        node.zones[page.zonenum() as usize].stat.add(LruList::ZONE_STAT[lru as usize] as usize, n);
+        // Under the lruvec lock: the counters change only here.
+        node.stat.add_unshared(LruList::NODE_STAT[lru as usize] as usize, n);
+        node.zones[page.zonenum() as usize].stat.add_unshared(LruList::ZONE_STAT[lru as usize] as usize, n);
     }
 
     /// Puts a new folio (order 0) on its LRU list (`folio_add_lru`); with

@@ -269,6 +269,15 @@ impl<const N: usize> StatArray<N> {
     pub fn add(&self, i: usize, delta: i64) {
         self.0[i].fetch_add(delta, Relaxed);
     }
+    /// Adds `delta` with a plain load and store, for callers that know no
+    /// other CPU updates the counter meanwhile (all CPUs on one host
+    /// thread). Linux gets the same effect from per-CPU deltas
+    /// (`__mod_node_page_state`).
+    #[inline]
+    pub fn add_unshared(&self, i: usize, delta: i64) {
+        let c = &self.0[i];
+        c.store(c.load(Relaxed).wrapping_add(delta), Relaxed);
+    }
 }
 
 /// Per-zone state counters.
