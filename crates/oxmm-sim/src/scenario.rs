@@ -388,7 +388,10 @@ fn parse_machine(cx: &Ctx, t: &Table) -> Result<MachineConfig, ScenarioError> {
 
 fn parse_workload(cx: &Ctx, key: &str, t: &Table) -> Result<Workload, ScenarioError> {
     let kind = t.get("kind").and_then(|v| v.as_str()).ok_or_else(|| {
-        cx.err(&format!("{key}.kind"), "missing `kind` (known: page_churn, slab_churn, anon, fork_server)")
+        cx.err(
+            &format!("{key}.kind"),
+            "missing `kind` (known: page_churn, slab_churn, anon, fork_server, heap_churn, memory_hog)",
+        )
     })?;
     match kind {
         "page_churn" => {
@@ -489,9 +492,41 @@ fn parse_workload(cx: &Ctx, key: &str, t: &Table) -> Result<Workload, ScenarioEr
             }
             Ok(Workload::ForkServer(w))
         }
+        "heap_churn" => {
+            use crate::user_workloads::HeapChurn;
+            cx.unknown(key, t, &["kind", "ops", "max_live", "max_size"])?;
+            let mut w = HeapChurn::default();
+            if let Some(v) = t.get("ops") {
+                w.ops = cx.uint(&format!("{key}.ops"), v)?;
+            }
+            if let Some(v) = t.get("max_live") {
+                w.max_live = cx.uint(&format!("{key}.max_live"), v)?.max(1);
+            }
+            if let Some(v) = t.get("max_size") {
+                w.max_size = cx.size(&format!("{key}.max_size"), v)?.max(16);
+            }
+            Ok(Workload::HeapChurn(w))
+        }
+        "memory_hog" => {
+            use crate::user_workloads::MemoryHog;
+            cx.unknown(key, t, &["kind", "step", "limit", "max_steps"])?;
+            let mut w = MemoryHog::default();
+            if let Some(v) = t.get("step") {
+                w.step = cx.size(&format!("{key}.step"), v)?.max(4096);
+            }
+            if let Some(v) = t.get("limit") {
+                w.limit = cx.size(&format!("{key}.limit"), v)?;
+            }
+            if let Some(v) = t.get("max_steps") {
+                w.max_steps = cx.uint(&format!("{key}.max_steps"), v)?;
+            }
+            Ok(Workload::MemoryHog(w))
+        }
         other => Err(cx.err(
             &format!("{key}.kind"),
-            format!("`{other}` is not a workload kind (known: page_churn, slab_churn, anon, fork_server)"),
+            format!(
+                "`{other}` is not a workload kind (known: page_churn, slab_churn, anon, fork_server, heap_churn, memory_hog)"
+            ),
         )),
     }
 }

@@ -5,6 +5,8 @@
 //!   an access pattern (sequential, random, zipfian, strided, hot/cold).
 //! - [`ForkServer`]: a server touches its memory, then forks workers that
 //!   each write part of it (copy-on-write) and exit.
+//! - [`HeapChurn`]: malloc-like churn over `brk` and `mmap`.
+//! - [`MemoryHog`]: grows until a limit bites.
 
 use oxmm::mm_types::{default_rlimits, personality, Task};
 use oxmm::mmap::{map, prot};
@@ -232,6 +234,161 @@ impl ForkServer {
         }
         st.faults = faults(m) - f0;
         m.kernel.exit_task(&server);
+        tick(m, 1.0);
+        st
+    }
+}
+
+/// malloc-like heap churn: small blocks from the heap (`brk`, trimmed when
+/// the top of the heap is free, as glibc trims), large ones (128 KiB and
+/// up, glibc's `M_MMAP_THRESHOLD`) from their own `mmap`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeapChurn {
+    /// Allocations made.
+    pub ops: u64,
+    /// Blocks live at most.
+    pub max_live: u64,
+    /// Largest block, bytes.
+    pub max_size: u64,
+}
+
+impl Default for HeapChurn {
+    fn default() -> Self {
+        HeapChurn { ops: 20_000, max_live: 500, max_size: 1 << 20 }
+    }
+}
+
+/// glibc's mmap threshold.
+const MMAP_THRESHOLD: u64 = 128 << 10;
+
+impl HeapChurn {
+    /// Runs on `m`; `tick` as in [`crate::workload`].
+    pub fn run(&self, m: &mut Machine, mut tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
+        let mut st = WorkloadStats::default();
+        let Ok(t) = spawn(m, "heap") else {
+            st.failures += 1;
+            return st;
+        };
+        let f0 = faults(m);
+        let mut top = m.kernel.sys_brk(&t, 0);
+        // Live blocks: (address, size, from mmap).
+        let mut live: Vec<(u64, u64, bool)> = Vec::new();
+        let mut heap_blocks: Vec<(u64, u64, bool)> = Vec::new(); // (addr, size, free) in address order
+        for i in 0..self.ops {
+            while live.len() as u64 >= self.max_live || (!live.is_empty() && m.rng.below(2) == 0) {
+                let (a, size, mapped) = live.swap_remove(m.rng.below(live.len() as u64) as usize);
+                if mapped {
+                    let _ = m.kernel.sys_munmap(&t, a, size);
+                } else if let Some(b) = heap_blocks.iter_mut().find(|b| b.0 == a) {
+                    b.2 = true;
+                }
+                st.frees += 1;
+                // Trim: give free blocks at the top of the heap back with brk.
+                while heap_blocks.last().is_some_and(|b| b.2) {
+                    let (a, _, _) = heap_blocks.pop().unwrap_or_default();
+                    top = a;
+                }
+                let cur = m.kernel.sys_brk(&t, 0);
+                if cur.saturating_sub(top) >= MMAP_THRESHOLD {
+                    m.kernel.sys_brk(&t, top);
+                }
+            }
+            // Log-uniform sizes: small ones most often.
+            let size = (16u64 << m.rng.below(17)).min(self.max_size.max(16)) + m.rng.below(16);
+            let got = if size >= MMAP_THRESHOLD {
+                let len = (size + 4095) & !4095;
+                m.kernel
+                    .sys_mmap(&t, 0, len, prot::READ | prot::WRITE, map::PRIVATE | map::ANONYMOUS, -1, 0)
+                    .ok()
+                    .map(|a| (a, len, true))
+            } else {
+                let cur = m.kernel.sys_brk(&t, 0);
+                let want = top + size;
+                if want > cur && m.kernel.sys_brk(&t, want + (128 << 10)) < want {
+                    None
+                } else {
+                    let a = top;
+                    top = want;
+                    heap_blocks.push((a, size, false));
+                    Some((a, size, false))
+                }
+            };
+            match got {
+                Some((a, size, mapped)) => {
+                    // Touch the block's ends, as an allocator writing headers does.
+                    let ok =
+                        m.kernel.write_user(&t, a, &[1]).is_ok() && m.kernel.write_user(&t, a + size - 1, &[1]).is_ok();
+                    if !ok {
+                        st.failures += 1;
+                    }
+                    live.push((a, size, mapped));
+                    st.allocs += 1;
+                    st.peak_live_bytes = st.peak_live_bytes.max(live.iter().map(|b| b.1).sum());
+                }
+                None => st.failures += 1,
+            }
+            m.advance(ACCESS_NS);
+            tick(m, i as f64 / self.ops as f64);
+        }
+        st.faults = faults(m) - f0;
+        st.peak_rss_bytes = t.mm.hiwater_rss.load(std::sync::atomic::Ordering::Relaxed) * 4096;
+        m.kernel.exit_task(&t);
+        tick(m, 1.0);
+        st
+    }
+}
+
+/// A process that grows by `step` (mapping and touching it) until a limit
+/// bites: its RLIMIT_AS when `limit` is set, otherwise the machine's
+/// memory (the overcommit heuristic, then failing faults).
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemoryHog {
+    /// Bytes mapped and touched per step.
+    pub step: u64,
+    /// RLIMIT_AS in bytes (0: none).
+    pub limit: u64,
+    /// Steps at most.
+    pub max_steps: u64,
+}
+
+impl Default for MemoryHog {
+    fn default() -> Self {
+        MemoryHog { step: 8 << 20, limit: 256 << 20, max_steps: 1 << 16 }
+    }
+}
+
+impl MemoryHog {
+    /// Runs on `m`; `tick` as in [`crate::workload`].
+    pub fn run(&self, m: &mut Machine, mut tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
+        let mut st = WorkloadStats::default();
+        let Ok(t) = spawn(m, "hog") else {
+            st.failures += 1;
+            return st;
+        };
+        if self.limit != 0 {
+            let lim = oxmm::mm_types::Rlimit { cur: self.limit, max: self.limit };
+            let _ = m.kernel.sys_prlimit(&t, oxmm::mm_types::rlimit::AS as u64, Some(lim));
+        }
+        let f0 = faults(m);
+        let step = (self.step + 4095) & !4095;
+        for i in 0..self.max_steps {
+            let Ok(a) = m.kernel.sys_mmap(&t, 0, step, prot::READ | prot::WRITE, map::PRIVATE | map::ANONYMOUS, -1, 0)
+            else {
+                st.failures += 1;
+                break;
+            };
+            if m.kernel.fill_user(&t, a, step, 0x5a).is_err() {
+                st.failures += 1;
+                break;
+            }
+            st.allocs += 1;
+            st.peak_live_bytes += step;
+            m.advance(ACCESS_NS * (step / 4096));
+            tick(m, i as f64 / self.max_steps as f64);
+        }
+        st.faults = faults(m) - f0;
+        st.peak_rss_bytes = t.mm.hiwater_rss.load(std::sync::atomic::Ordering::Relaxed) * 4096;
+        m.kernel.exit_task(&t);
         tick(m, 1.0);
         st
     }

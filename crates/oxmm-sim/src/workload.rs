@@ -28,6 +28,10 @@ pub enum Workload {
     Anon(crate::user_workloads::AnonAccess),
     /// A server forking workers that dirty its memory (copy-on-write).
     ForkServer(crate::user_workloads::ForkServer),
+    /// malloc-like heap churn over brk and mmap.
+    HeapChurn(crate::user_workloads::HeapChurn),
+    /// A process growing until a limit bites.
+    MemoryHog(crate::user_workloads::MemoryHog),
 }
 
 /// Allocates and frees kernel objects the way subsystems do: kmalloc of
@@ -228,6 +232,19 @@ impl Workload {
                 f.children,
                 f.touch_fraction * 100.0
             ),
+            Workload::HeapChurn(h) => format!(
+                "heap_churn: {} malloc-like allocations up to {} KiB (brk below 128 KiB, mmap above), {} live at most",
+                h.ops,
+                h.max_size >> 10,
+                h.max_live
+            ),
+            Workload::MemoryHog(h) => {
+                format!(
+                    "memory_hog: grows by {} MiB until a limit bites (RLIMIT_AS {} MiB)",
+                    h.step >> 20,
+                    h.limit >> 20
+                )
+            }
         }
     }
     /// Virtual time the workload's operations take on the clock (each
@@ -244,6 +261,11 @@ impl Workload {
                 let writes = (pages as f64 * f.touch_fraction) as u64;
                 pages.saturating_add(f.children.saturating_mul(writes)).saturating_mul(ACCESS_NS)
             }
+            Workload::HeapChurn(h) => h.ops.saturating_mul(ACCESS_NS),
+            Workload::MemoryHog(h) => {
+                let steps = if h.limit != 0 { h.limit / h.step.max(4096) } else { h.max_steps };
+                steps.saturating_mul(h.step / 4096).saturating_mul(ACCESS_NS)
+            }
         }
     }
     /// Runs the workload; `tick` is the progress callback of the module doc.
@@ -253,6 +275,8 @@ impl Workload {
             Workload::SlabChurn(s) => s.run(m, tick),
             Workload::Anon(a) => a.run(m, tick),
             Workload::ForkServer(f) => f.run(m, tick),
+            Workload::HeapChurn(h) => h.run(m, tick),
+            Workload::MemoryHog(h) => h.run(m, tick),
         }
     }
 }

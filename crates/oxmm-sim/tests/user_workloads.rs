@@ -54,3 +54,32 @@ fn fork_server_workers_copy_on_write() {
     assert!(st.peak_live_bytes > 0 && st.peak_live_bytes < 2 << 20, "a worker holds only the pages it copied");
     assert_eq!(m.kernel.global_node_page_state(NodeStat::NrAnonPages), before);
 }
+
+#[test]
+fn heap_churn_uses_brk_for_small_blocks_and_mmap_for_large_ones() {
+    use oxmm_sim::user_workloads::HeapChurn;
+    let mut m = machine(7);
+    let anon0 = m.kernel.global_node_page_state(NodeStat::NrAnonPages);
+    let w = HeapChurn { ops: 3000, max_live: 200, max_size: 1 << 20 };
+    let st = Workload::HeapChurn(w.clone()).run(&mut m, |_, _| {});
+    assert_eq!(st.failures, 0);
+    assert_eq!(st.allocs, 3000);
+    assert!(st.frees > 2000, "{}", st.frees);
+    assert!(st.faults > 0 && st.peak_rss_bytes > 0);
+    assert_eq!(m.kernel.global_node_page_state(NodeStat::NrAnonPages), anon0);
+    let mut m2 = machine(7);
+    assert_eq!(Workload::HeapChurn(w).run(&mut m2, |_, _| {}), st, "reproducible per seed");
+}
+
+#[test]
+fn memory_hog_stops_at_its_address_space_limit() {
+    use oxmm_sim::user_workloads::MemoryHog;
+    let mut m = machine(9);
+    // The process starts with its 128 KiB stack: 64 MiB of RLIMIT_AS holds
+    // seven 8 MiB steps and not the eighth.
+    let st = Workload::MemoryHog(MemoryHog { step: 8 << 20, limit: 64 << 20, max_steps: 100 }).run(&mut m, |_, _| {});
+    assert_eq!(st.allocs, 7);
+    assert_eq!(st.failures, 1, "the eighth mmap is refused with ENOMEM");
+    assert_eq!(st.peak_rss_bytes, 56 << 20);
+    assert_eq!(st.faults, 7 * 2048);
+}
