@@ -300,6 +300,26 @@ pub fn replay(args: Vec<String>) -> Result<(), String> {
         ));
     }
     line(String::new());
+    // The trace as a process of a simulated machine, through oxmm's fault
+    // path. Without reclaim yet, the machine holds the whole working set.
+    let want = (distinct * 4096 * 2).max(256 << 20);
+    let ram = want.div_ceil(128 << 20) * (128 << 20);
+    match oxmm_sim::Machine::boot(&oxmm_sim::MachineConfig::single(ram, 1), 1)
+        .map_err(|e| e.to_string())
+        .and_then(|m| oxmm_sim::trace::process::replay_as_process(&m, &refs))
+    {
+        Ok(p) => line(format!(
+            "as a process ({} MiB machine): {} accesses, {} page faults (minor), peak RSS {} ({} anonymous pages), {} failed",
+            ram >> 20,
+            p.accesses,
+            p.faults,
+            mib(p.peak_rss_pages),
+            p.anon_pages,
+            p.failed
+        )),
+        Err(e) => line(format!("as a process: not replayed ({e})")),
+    }
+    line(String::new());
     for (p, st) in &results {
         line(format!("misses {} {} {}", p.name(), frames, st.misses));
     }

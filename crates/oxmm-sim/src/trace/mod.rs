@@ -30,6 +30,7 @@
 pub mod binary;
 pub mod lackey;
 pub mod pages;
+pub mod process;
 pub mod replay;
 
 use std::fmt;

@@ -25,6 +25,8 @@ pub struct RefString {
     refs: Vec<u32>,
     pages: Vec<u64>,
     kinds: [u64; 3],
+    /// Each reference's kind ([`Kind::code`]).
+    ref_kinds: Vec<u8>,
 }
 
 impl RefString {
@@ -66,6 +68,11 @@ impl RefString {
     /// The references as dense page ids.
     pub fn refs(&self) -> &[u32] {
         &self.refs
+    }
+
+    /// The kind of reference `i` (instruction fetch, read or write).
+    pub fn kind(&self, i: usize) -> Kind {
+        self.ref_kinds.get(i).and_then(|&c| Kind::from_code(u64::from(c))).unwrap_or(Kind::Read)
     }
 
     /// Page number of each dense id.
@@ -112,6 +119,7 @@ impl Builder {
             self.s.pages.push(r.page);
         }
         self.s.refs.push(id);
+        self.s.ref_kinds.push(r.kind.code() as u8);
         self.s.kinds[r.kind.code() as usize] += 1;
         Ok(())
     }
