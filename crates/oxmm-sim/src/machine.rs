@@ -104,6 +104,8 @@ pub struct Machine {
     pub sched: Scheduler,
     /// Host time boot took.
     pub boot_time: Duration,
+    /// Named tmpfs files (`/dev/shm`) that processes left behind.
+    pub tmpfs: crate::file_io::Tmpfs,
     /// Virtual time of the next periodic kernel work.
     next_vmstat_ns: u64,
     next_reap_ns: u64,
@@ -132,6 +134,7 @@ impl Machine {
             rng: SimRng::new(seed),
             sched: Scheduler::new(config.nr_cpus()),
             boot_time: t0.elapsed(),
+            tmpfs: crate::file_io::Tmpfs::default(),
             next_vmstat_ns: VMSTAT_INTERVAL_NS,
             next_reap_ns: oxmm::slab::slab::REAPTIMEOUT_AC_NS,
         })

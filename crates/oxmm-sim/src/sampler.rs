@@ -83,6 +83,9 @@ pub enum Source {
         /// The zone's name as zoneinfo prints it (`DMA32`).
         zone: String,
     },
+    /// `VmRSS` of `/proc/PID/status` of the scenario's process with this
+    /// index, in kB (0 while it does not run).
+    ProcessRss(usize),
 }
 
 /// One column of a [`TimeSeries`].
@@ -159,7 +162,12 @@ pub fn format_ms(ns: u64) -> String {
 /// workloads: their expected virtual length divided by the target,
 /// rounded up to 1, 2 or 5 times a power of ten nanoseconds, at least 1 µs.
 pub fn auto_interval_ns(workloads: &[Workload]) -> u64 {
-    let total: u64 = workloads.iter().map(Workload::expected_virtual_ns).fold(0, u64::saturating_add);
+    auto_interval_for_ns(workloads.iter().map(Workload::expected_virtual_ns).fold(0, u64::saturating_add))
+}
+
+/// A sampling period that gives about [`TARGET_ROWS`] rows over `total`
+/// virtual nanoseconds, rounded as [`auto_interval_ns`] rounds.
+pub fn auto_interval_for_ns(total: u64) -> u64 {
     let want = (total / TARGET_ROWS).max(1_000);
     let mut decade = 1u64;
     loop {
@@ -231,18 +239,56 @@ pub fn parse_zoneinfo(text: &str) -> Vec<ZoneFree> {
     out
 }
 
+/// The CSV column of each process's RSS: `rss_<name>_kB`, and for a name
+/// that several processes share `rss_<name>_<n>_kB`, `n` counting from 1
+/// in file order.
+pub fn process_columns(names: &[String]) -> Vec<String> {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    names
+        .iter()
+        .map(|n| {
+            let shared = names.iter().filter(|x| *x == n).count() > 1;
+            let k = seen.entry(n.as_str()).or_insert(0);
+            *k += 1;
+            if shared {
+                format!("rss_{n}_{k}_kB")
+            } else {
+                format!("rss_{n}_kB")
+            }
+        })
+        .collect()
+}
+
+/// `VmRSS` of a running task in kB, read from its `/proc/PID/status`.
+fn vm_rss_kb(m: &Machine, pid: u64) -> u64 {
+    let task = m.kernel.vm.tasks.lock().get(&pid).cloned();
+    task.map_or(0, |t| {
+        let text = oxmm::proc::pid::status(&m.kernel, &t);
+        parse_meminfo(&text).get("VmRSS").copied().unwrap_or(0)
+    })
+}
+
 /// Takes samples of a machine on the virtual clock.
 #[derive(Clone, Debug)]
 pub struct Sampler {
     interval_ns: u64,
     next_due_ns: u64,
     series: TimeSeries,
+    /// The pid of each process column's process, while it runs.
+    pids: Vec<Option<u64>>,
 }
 
 impl Sampler {
     /// Starts sampling `m` every `interval_ns` virtual nanoseconds (at
     /// least 1) and takes the first sample now, which fixes the columns.
     pub fn new(m: &Machine, interval_ns: u64) -> Sampler {
+        Sampler::with_processes(m, interval_ns, &[])
+    }
+
+    /// As [`Sampler::new`], with one RSS column per process of the
+    /// scenario (named by [`process_columns`]); [`Sampler::set_pids`] says
+    /// which task each one is.
+    pub fn with_processes(m: &Machine, interval_ns: u64, names: &[String]) -> Sampler {
         let interval_ns = interval_ns.max(1);
         let k = &m.kernel;
         let meminfo = oxmm::proc::meminfo(k);
@@ -263,9 +309,29 @@ impl Sampler {
                 source: Source::ZoneFree { node: z.node, zone: z.zone },
             });
         }
-        let mut s = Sampler { interval_ns, next_due_ns: 0, series: TimeSeries { columns, rows: Vec::new() } };
+        for (i, name) in process_columns(names).into_iter().enumerate() {
+            columns.push(Column { name, source: Source::ProcessRss(i) });
+        }
+        let mut s = Sampler {
+            interval_ns,
+            next_due_ns: 0,
+            series: TimeSeries { columns, rows: Vec::new() },
+            pids: vec![None; names.len()],
+        };
         s.sample(m);
         s
+    }
+
+    /// Which task each process column reads now (`None`: not running).
+    pub fn set_pids(&mut self, pids: impl IntoIterator<Item = Option<u64>>) {
+        for (slot, pid) in self.pids.iter_mut().zip(pids) {
+            *slot = pid;
+        }
+    }
+
+    /// Virtual time of the next sample [`Sampler::poll`] would take.
+    pub fn next_due_ns(&self) -> u64 {
+        self.next_due_ns
     }
 
     /// The sampling period in virtual nanoseconds.
@@ -304,6 +370,7 @@ impl Sampler {
                 Source::ZoneFree { node, zone } => {
                     zones.iter().find(|z| z.node == *node && &z.zone == zone).map_or(0, |z| z.free)
                 }
+                Source::ProcessRss(i) => self.pids.get(*i).copied().flatten().map_or(0, |pid| vm_rss_kb(m, pid)),
             })
             .collect();
         let row = Row { t_ns, values };
@@ -350,6 +417,12 @@ mod tests {
         assert_eq!(z.len(), 2);
         assert_eq!(z[0], ZoneFree { node: 1, zone: "Normal".into(), free: 970546, present: 1048576 });
         assert_eq!(z[1].present, 0);
+    }
+
+    #[test]
+    fn process_columns_are_unique() {
+        let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(process_columns(&n(&["web", "db", "web"])), vec!["rss_web_1_kB", "rss_db_kB", "rss_web_2_kB"]);
     }
 
     #[test]

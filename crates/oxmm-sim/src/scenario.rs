@@ -37,6 +37,7 @@ use oxmm::kernel::CoreSize;
 use toml::{Table, Value};
 
 use crate::config::{MachineConfig, NodeConfig};
+use crate::processes::{Limits, ProcessSpec};
 use crate::workload::{PageChurn, SlabChurn, Workload};
 
 /// The slab allocator a scenario asks for (`slab = ...`).
@@ -55,8 +56,13 @@ pub struct Scenario {
     pub slab: SlabKind,
     /// Sysctl writes applied after boot, in file order: (name, value).
     pub sysctls: Vec<(String, String)>,
-    /// Workloads, in file order.
+    /// Workloads, in file order, run one after the other.
     pub workloads: Vec<Workload>,
+    /// Processes (`[[process]]`), run concurrently after the workloads.
+    pub processes: Vec<ProcessSpec>,
+    /// How long the processes may run (`duration`), virtual ns from
+    /// their start; those still running then are killed.
+    pub duration_ns: Option<u64>,
     /// Virtual nanoseconds between two samples of `oxmm run --report`
     /// (`report_interval`); `None` lets the report pick one from the
     /// workloads' expected length.
@@ -157,6 +163,27 @@ impl Ctx<'_> {
         }
         self.size(key, v).map(CoreSize::Bytes)
     }
+    fn duration(&self, key: &str, v: &Value) -> Result<u64, ScenarioError> {
+        match v {
+            Value::Integer(0) => Ok(0),
+            Value::String(s) => parse_duration(s).ok_or_else(|| {
+                self.err(key, format!("`{s}` is not a duration (use a number with ns, us, ms or s, such as \"5ms\")"))
+            }),
+            other => Err(self.err(key, format!("expected a duration such as \"5ms\", found {}", other.type_str()))),
+        }
+    }
+    fn boolean(&self, key: &str, v: &Value) -> Result<bool, ScenarioError> {
+        v.as_bool().ok_or_else(|| self.err(key, format!("expected true or false, found {}", v.type_str())))
+    }
+    fn fraction(&self, key: &str, v: &Value) -> Result<f64, ScenarioError> {
+        match v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
+            Some(f) if (0.0..=1.0).contains(&f) => Ok(f),
+            _ => Err(self.err(key, "expected a number from 0 to 1")),
+        }
+    }
+    fn string<'t>(&self, key: &str, v: &'t Value) -> Result<&'t str, ScenarioError> {
+        v.as_str().ok_or_else(|| self.err(key, format!("expected a string, found {}", v.type_str())))
+    }
     fn unknown(&self, prefix: &str, t: &Table, known: &[&str]) -> Result<(), ScenarioError> {
         for k in t.keys() {
             if !known.contains(&k.as_str()) {
@@ -211,7 +238,11 @@ impl Scenario {
                 },
             }
         })?;
-        cx.unknown("", &root, &["seed", "slab", "machine", "sysctl", "workload", "report_interval"])?;
+        cx.unknown(
+            "",
+            &root,
+            &["seed", "slab", "machine", "sysctl", "workload", "process", "duration", "report_interval"],
+        )?;
         let seed = root.get("seed").map(|v| cx.uint("seed", v)).transpose()?.unwrap_or(1);
         let report_interval_ns = match root.get("report_interval") {
             None => None,
@@ -274,11 +305,51 @@ impl Scenario {
             let arr = v.as_array().ok_or_else(|| cx.err("workload", "expected [[workload]] tables"))?;
             for (i, w) in arr.iter().enumerate() {
                 let key = format!("workload[{i}]");
-                workloads.push(parse_workload(&cx, &key, cx.table(&key, w)?)?);
+                workloads.push(parse_workload(&cx, &key, cx.table(&key, w)?, &[])?);
             }
         }
+        let mut processes = Vec::new();
+        if let Some(v) = root.get("process") {
+            let arr = v.as_array().ok_or_else(|| cx.err("process", "expected [[process]] tables"))?;
+            for (i, p) in arr.iter().enumerate() {
+                let key = format!("process[{i}]");
+                processes.push(parse_process(&cx, &key, cx.table(&key, p)?)?);
+            }
+        }
+        let duration_ns = match root.get("duration") {
+            None => None,
+            Some(v) => match cx.duration("duration", v)? {
+                0 => return Err(cx.err("duration", "the duration must be longer than 0")),
+                d => Some(d),
+            },
+        };
         let machine = MachineConfig { slab, ..machine };
-        Ok(Scenario { source: file.to_string(), machine, seed, slab, sysctls, workloads, report_interval_ns })
+        Ok(Scenario {
+            source: file.to_string(),
+            machine,
+            seed,
+            slab,
+            sysctls,
+            workloads,
+            processes,
+            duration_ns,
+            report_interval_ns,
+        })
+    }
+
+    /// Virtual time the run is expected to take: the workloads one after
+    /// the other, then the processes (`duration`, or until the last one
+    /// is expected to end if they ran undisturbed).
+    pub fn expected_virtual_ns(&self) -> u64 {
+        let w: u64 = self.workloads.iter().map(Workload::expected_virtual_ns).fold(0, u64::saturating_add);
+        let p = self.duration_ns.unwrap_or_else(|| {
+            self.processes
+                .iter()
+                .map(|p| p.start_ns.saturating_add(p.workload.expected_virtual_ns()))
+                .max()
+                .unwrap_or(0)
+        });
+        w.saturating_add(p)
     }
 }
 
@@ -386,148 +457,334 @@ fn parse_machine(cx: &Ctx, t: &Table) -> Result<MachineConfig, ScenarioError> {
     Ok(m)
 }
 
-fn parse_workload(cx: &Ctx, key: &str, t: &Table) -> Result<Workload, ScenarioError> {
-    let kind = t.get("kind").and_then(|v| v.as_str()).ok_or_else(|| {
-        cx.err(
+/// The workload kinds, for error messages.
+const KINDS: &str = "page_churn, slab_churn, anon, fork_server, heap_churn, memory_hog, file, replay";
+
+/// Keys of a `[[process]]` table besides its workload's.
+const PROCESS_KEYS: &[&str] = &["name", "start", "limits"];
+
+/// Parses a `[[process]]` table: its own keys, then its workload's.
+fn parse_process(cx: &Ctx, key: &str, t: &Table) -> Result<ProcessSpec, ScenarioError> {
+    let workload = parse_workload(cx, key, t, PROCESS_KEYS)?;
+    if !workload.is_user() {
+        let kind = t.get("kind").and_then(|v| v.as_str()).unwrap_or_default();
+        return Err(cx.err(
             &format!("{key}.kind"),
-            "missing `kind` (known: page_churn, slab_churn, anon, fork_server, heap_churn, memory_hog)",
-        )
-    })?;
+            format!(
+                "`{kind}` is a kernel workload: it runs as a [[workload]], not as a process \
+                 (process kinds: anon, fork_server, heap_churn, memory_hog, file, replay)"
+            ),
+        ));
+    }
+    let name = match t.get("name") {
+        None => t.get("kind").and_then(|v| v.as_str()).unwrap_or("process").to_string(),
+        Some(v) => {
+            let n = cx.string(&format!("{key}.name"), v)?;
+            if n.is_empty() || !n.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c)) {
+                return Err(cx.err(
+                    &format!("{key}.name"),
+                    format!("`{n}` is not a process name (use letters, digits, `_`, `-` and `.`)"),
+                ));
+            }
+            n.to_string()
+        }
+    };
+    let start_ns = t.get("start").map(|v| cx.duration(&format!("{key}.start"), v)).transpose()?.unwrap_or(0);
+    let mut limits = Limits::default();
+    if let Some(v) = t.get("limits") {
+        let lk = format!("{key}.limits");
+        let lt = cx.table(&lk, v)?;
+        cx.unknown(&lk, lt, &["as", "data", "stack", "memlock"])?;
+        let limit = |name: &str| -> Result<Option<u64>, ScenarioError> {
+            let k = format!("{lk}.{name}");
+            match lt.get(name) {
+                None => Ok(None),
+                Some(Value::String(s)) if s == "unlimited" || s == "infinity" => {
+                    Ok(Some(oxmm::mm_types::RLIM_INFINITY))
+                }
+                Some(v) => cx.size(&k, v).map(Some),
+            }
+        };
+        limits.address_space = limit("as")?;
+        limits.data = limit("data")?;
+        limits.stack = limit("stack")?;
+        limits.memlock = limit("memlock")?;
+    }
+    Ok(ProcessSpec { name, start_ns, limits, workload })
+}
+
+/// Parses an access pattern from `pattern` and its keys (`skew`,
+/// `stride`, `hot_fraction`, `hot_share`) of table `t` at `key`.
+fn parse_pattern(cx: &Ctx, key: &str, t: &Table) -> Result<crate::user_workloads::Pattern, ScenarioError> {
+    use crate::user_workloads::Pattern;
+    let frac = |name: &str, default: f64| -> Result<f64, ScenarioError> {
+        t.get(name).map_or(Ok(default), |v| cx.fraction(&format!("{key}.{name}"), v))
+    };
+    let pattern = match t.get("pattern") {
+        None => "random",
+        Some(v) => cx.string(&format!("{key}.pattern"), v)?,
+    };
+    Ok(match pattern {
+        "sequential" => Pattern::Sequential,
+        "random" => Pattern::Random,
+        "zipf" => {
+            let skew = match t.get("skew") {
+                None => 1.0,
+                Some(v) => v.as_float().or_else(|| v.as_integer().map(|i| i as f64)).unwrap_or(f64::NAN),
+            };
+            if !(skew > 0.0 && skew < 10.0) {
+                return Err(cx.err(&format!("{key}.skew"), "expected a number between 0 and 10"));
+            }
+            Pattern::Zipf(skew)
+        }
+        "strided" => Pattern::Strided(match t.get("stride") {
+            Some(v) => cx.uint(&format!("{key}.stride"), v)?.max(1),
+            None => 16,
+        }),
+        "hotcold" => Pattern::HotCold { hot_fraction: frac("hot_fraction", 0.1)?, hot_share: frac("hot_share", 0.9)? },
+        other => {
+            return Err(cx.err(
+                &format!("{key}.pattern"),
+                format!("`{other}` is not a pattern (known: sequential, random, zipf, strided, hotcold)"),
+            ))
+        }
+    })
+}
+
+/// Parses the workload of a `[[workload]]` or `[[process]]` table; `extra`
+/// are the keys the table may have besides the kind's.
+fn parse_workload(cx: &Ctx, key: &str, t: &Table, extra: &[&str]) -> Result<Workload, ScenarioError> {
+    let kind = match t.get("kind") {
+        None => return Err(cx.err(&format!("{key}.kind"), format!("missing `kind` (known: {KINDS})"))),
+        Some(v) => cx.string(&format!("{key}.kind"), v)?,
+    };
+    let unknown = |known: &[&str]| {
+        let mut all = known.to_vec();
+        all.extend_from_slice(extra);
+        cx.unknown(key, t, &all)
+    };
+    let k = |name: &str| format!("{key}.{name}");
     match kind {
         "page_churn" => {
-            cx.unknown(key, t, &["kind", "ops", "max_live", "max_order", "cpu"])?;
+            unknown(&["kind", "ops", "max_live", "max_order", "cpu"])?;
             let mut w = PageChurn::default();
             if let Some(v) = t.get("ops") {
-                w.ops = cx.uint(&format!("{key}.ops"), v)?;
+                w.ops = cx.uint(&k("ops"), v)?;
             }
             if let Some(v) = t.get("max_live") {
-                w.max_live_bytes = cx.size(&format!("{key}.max_live"), v)?;
+                w.max_live_bytes = cx.size(&k("max_live"), v)?;
             }
             if let Some(v) = t.get("max_order") {
-                let o = cx.uint(&format!("{key}.max_order"), v)?;
+                let o = cx.uint(&k("max_order"), v)?;
                 if o > oxmm::types::MAX_PAGE_ORDER as u64 {
-                    return Err(cx.err(&format!("{key}.max_order"), "orders go from 0 to 10"));
+                    return Err(cx.err(&k("max_order"), "orders go from 0 to 10"));
                 }
                 w.max_order = o as u32;
             }
             Ok(Workload::PageChurn(w))
         }
         "slab_churn" => {
-            cx.unknown(key, t, &["kind", "ops", "max_live"])?;
+            unknown(&["kind", "ops", "max_live"])?;
             let mut w = SlabChurn::default();
             if let Some(v) = t.get("ops") {
-                w.ops = cx.uint(&format!("{key}.ops"), v)?;
+                w.ops = cx.uint(&k("ops"), v)?;
             }
             if let Some(v) = t.get("max_live") {
-                w.max_live = cx.uint(&format!("{key}.max_live"), v)?;
+                w.max_live = cx.uint(&k("max_live"), v)?;
             }
             Ok(Workload::SlabChurn(w))
         }
         "anon" => {
-            use crate::user_workloads::{AnonAccess, Pattern};
-            cx.unknown(
-                key,
-                t,
-                &["kind", "size", "accesses", "write_ratio", "pattern", "skew", "stride", "hot_fraction", "hot_share"],
-            )?;
+            use crate::user_workloads::{AnonAccess, AnonPhase};
+            let pattern_keys = ["pattern", "skew", "stride", "hot_fraction", "hot_share"];
+            let mut known = vec!["kind", "size", "accesses", "write_ratio", "phases"];
+            known.extend(pattern_keys);
+            unknown(&known)?;
             let mut w = AnonAccess::default();
             if let Some(v) = t.get("size") {
-                w.size = cx.size(&format!("{key}.size"), v)?;
+                w.size = cx.size(&k("size"), v)?;
             }
             if let Some(v) = t.get("accesses") {
-                w.accesses = cx.uint(&format!("{key}.accesses"), v)?;
+                w.accesses = cx.uint(&k("accesses"), v)?;
             }
-            let frac = |name: &str, default: f64| -> Result<f64, ScenarioError> {
-                match t.get(name) {
-                    None => Ok(default),
-                    Some(v) => match v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
-                        Some(f) if (0.0..=1.0).contains(&f) => Ok(f),
-                        _ => Err(cx.err(&format!("{key}.{name}"), "expected a number from 0 to 1")),
-                    },
+            if let Some(v) = t.get("write_ratio") {
+                w.write_ratio = cx.fraction(&k("write_ratio"), v)?;
+            }
+            w.pattern = parse_pattern(cx, key, t)?;
+            if let Some(v) = t.get("phases") {
+                if let Some(other) = ["accesses"].iter().chain(&pattern_keys).find(|n| t.contains_key(**n)) {
+                    return Err(
+                        cx.err(&k(other), "give the accesses and the pattern in each of `phases`, not beside them")
+                    );
                 }
-            };
-            w.write_ratio = frac("write_ratio", 0.5)?;
-            let pattern = t.get("pattern").and_then(|v| v.as_str()).unwrap_or("random");
-            w.pattern = match pattern {
-                "sequential" => Pattern::Sequential,
-                "random" => Pattern::Random,
-                "zipf" => {
-                    let skew = t.get("skew").and_then(|v| v.as_float()).unwrap_or(1.0);
-                    if !(skew > 0.0 && skew < 10.0) {
-                        return Err(cx.err(&format!("{key}.skew"), "expected a number between 0 and 10"));
-                    }
-                    Pattern::Zipf(skew)
+                let arr = v.as_array().ok_or_else(|| cx.err(&k("phases"), "expected an array of phase tables"))?;
+                if arr.is_empty() {
+                    return Err(cx.err(&k("phases"), "expected at least one phase"));
                 }
-                "strided" => Pattern::Strided(match t.get("stride") {
-                    Some(v) => cx.uint(&format!("{key}.stride"), v)?.max(1),
-                    None => 16,
-                }),
-                "hotcold" => {
-                    Pattern::HotCold { hot_fraction: frac("hot_fraction", 0.1)?, hot_share: frac("hot_share", 0.9)? }
+                for (i, p) in arr.iter().enumerate() {
+                    let pk = format!("{key}.phases[{i}]");
+                    let pt = cx.table(&pk, p)?;
+                    let mut known = vec!["accesses", "write_ratio"];
+                    known.extend(pattern_keys);
+                    cx.unknown(&pk, pt, &known)?;
+                    let accesses = match pt.get("accesses") {
+                        Some(v) => cx.uint(&format!("{pk}.accesses"), v)?,
+                        None => return Err(cx.err(&pk, "missing `accesses`")),
+                    };
+                    let write_ratio = match pt.get("write_ratio") {
+                        Some(v) => cx.fraction(&format!("{pk}.write_ratio"), v)?,
+                        None => w.write_ratio,
+                    };
+                    w.phases.push(AnonPhase { accesses, write_ratio, pattern: parse_pattern(cx, &pk, pt)? });
                 }
-                other => {
-                    return Err(cx.err(
-                        &format!("{key}.pattern"),
-                        format!("`{other}` is not a pattern (known: sequential, random, zipf, strided, hotcold)"),
-                    ))
-                }
-            };
+            }
             Ok(Workload::Anon(w))
         }
         "fork_server" => {
             use crate::user_workloads::ForkServer;
-            cx.unknown(key, t, &["kind", "size", "children", "touch_fraction"])?;
+            unknown(&["kind", "size", "children", "touch_fraction"])?;
             let mut w = ForkServer::default();
             if let Some(v) = t.get("size") {
-                w.size = cx.size(&format!("{key}.size"), v)?;
+                w.size = cx.size(&k("size"), v)?;
             }
             if let Some(v) = t.get("children") {
-                w.children = cx.uint(&format!("{key}.children"), v)?;
+                w.children = cx.uint(&k("children"), v)?;
             }
             if let Some(v) = t.get("touch_fraction") {
-                match v.as_float().or_else(|| v.as_integer().map(|i| i as f64)) {
-                    Some(f) if (0.0..=1.0).contains(&f) => w.touch_fraction = f,
-                    _ => return Err(cx.err(&format!("{key}.touch_fraction"), "expected a number from 0 to 1")),
-                }
+                w.touch_fraction = cx.fraction(&k("touch_fraction"), v)?;
             }
             Ok(Workload::ForkServer(w))
         }
         "heap_churn" => {
             use crate::user_workloads::HeapChurn;
-            cx.unknown(key, t, &["kind", "ops", "max_live", "max_size"])?;
+            unknown(&["kind", "ops", "max_live", "max_size"])?;
             let mut w = HeapChurn::default();
             if let Some(v) = t.get("ops") {
-                w.ops = cx.uint(&format!("{key}.ops"), v)?;
+                w.ops = cx.uint(&k("ops"), v)?;
             }
             if let Some(v) = t.get("max_live") {
-                w.max_live = cx.uint(&format!("{key}.max_live"), v)?.max(1);
+                w.max_live = cx.uint(&k("max_live"), v)?.max(1);
             }
             if let Some(v) = t.get("max_size") {
-                w.max_size = cx.size(&format!("{key}.max_size"), v)?.max(16);
+                w.max_size = cx.size(&k("max_size"), v)?.max(16);
             }
             Ok(Workload::HeapChurn(w))
         }
         "memory_hog" => {
             use crate::user_workloads::MemoryHog;
-            cx.unknown(key, t, &["kind", "step", "limit", "max_steps"])?;
+            unknown(&["kind", "step", "limit", "max_steps"])?;
             let mut w = MemoryHog::default();
             if let Some(v) = t.get("step") {
-                w.step = cx.size(&format!("{key}.step"), v)?.max(4096);
+                w.step = cx.size(&k("step"), v)?.max(4096);
             }
             if let Some(v) = t.get("limit") {
-                w.limit = cx.size(&format!("{key}.limit"), v)?;
+                w.limit = cx.size(&k("limit"), v)?;
             }
             if let Some(v) = t.get("max_steps") {
-                w.max_steps = cx.uint(&format!("{key}.max_steps"), v)?;
+                w.max_steps = cx.uint(&k("max_steps"), v)?;
             }
             Ok(Workload::MemoryHog(w))
         }
-        other => Err(cx.err(
-            &format!("{key}.kind"),
-            format!(
-                "`{other}` is not a workload kind (known: page_churn, slab_churn, anon, fork_server, heap_churn, memory_hog)"
-            ),
-        )),
+        "file" => {
+            use crate::file_io::{FileIo, FileMode, FilePattern};
+            unknown(&[
+                "kind",
+                "mode",
+                "pattern",
+                "file_size",
+                "io_size",
+                "ops",
+                "write_ratio",
+                "mmap",
+                "keep",
+                "path",
+            ])?;
+            let mut w = FileIo::default();
+            if let Some(v) = t.get("mode") {
+                w.mode = match cx.string(&k("mode"), v)? {
+                    "read" => FileMode::Read,
+                    "write" => FileMode::Write,
+                    "append" => FileMode::Append,
+                    "readwrite" => FileMode::ReadWrite,
+                    other => {
+                        return Err(cx.err(
+                            &k("mode"),
+                            format!("`{other}` is not a mode (known: read, write, append, readwrite)"),
+                        ))
+                    }
+                };
+            }
+            if let Some(v) = t.get("pattern") {
+                w.pattern = match cx.string(&k("pattern"), v)? {
+                    "sequential" => FilePattern::Sequential,
+                    "random" => FilePattern::Random,
+                    other => {
+                        return Err(cx.err(
+                            &k("pattern"),
+                            format!("`{other}` is not a file pattern (known: sequential, random)"),
+                        ))
+                    }
+                };
+            }
+            if let Some(v) = t.get("file_size") {
+                w.file_size = cx.size(&k("file_size"), v)?;
+            }
+            if let Some(v) = t.get("io_size") {
+                w.io_size = cx.size(&k("io_size"), v)?;
+            }
+            if let Some(v) = t.get("ops") {
+                w.ops = cx.uint(&k("ops"), v)?;
+            }
+            if let Some(v) = t.get("write_ratio") {
+                if w.mode != FileMode::ReadWrite {
+                    return Err(cx.err(&k("write_ratio"), "only mode = \"readwrite\" takes a write ratio"));
+                }
+                w.write_ratio = cx.fraction(&k("write_ratio"), v)?;
+            }
+            if let Some(v) = t.get("mmap") {
+                w.mmap = cx.boolean(&k("mmap"), v)?;
+            }
+            if let Some(v) = t.get("keep") {
+                w.keep = cx.boolean(&k("keep"), v)?;
+            }
+            if let Some(v) = t.get("path") {
+                let p = cx.string(&k("path"), v)?;
+                if !p.starts_with('/') || p.ends_with('/') || p.contains('\0') {
+                    return Err(cx.err(&k("path"), format!("`{p}` is not an absolute file path")));
+                }
+                w.path = Some(p.to_string());
+            }
+            if w.io_size == 0 || w.io_size > 64 << 20 {
+                return Err(cx.err(&k("io_size"), "expected a size from 1 byte to 64 MiB"));
+            }
+            if w.file_size == 0 || w.file_size > 1 << 40 {
+                return Err(cx.err(&k("file_size"), "expected a size from 1 byte to 1 TiB"));
+            }
+            if w.mmap && w.mode == FileMode::Append {
+                return Err(cx.err(&k("mmap"), "appending goes through write(2): mode = \"append\" cannot use mmap"));
+            }
+            Ok(Workload::File(w))
+        }
+        "replay" => {
+            use crate::trace::process::TraceReplay;
+            unknown(&["kind", "trace", "format"])?;
+            let shown = match t.get("trace") {
+                Some(v) => cx.string(&k("trace"), v)?,
+                None => return Err(cx.err(&k("trace"), "missing `trace`: the path of a trace file")),
+            };
+            let format = match t.get("format") {
+                None => None,
+                Some(v) => Some(
+                    cx.string(&k("format"), v)?.parse::<crate::trace::Format>().map_err(|e| cx.err(&k("format"), e))?,
+                ),
+            };
+            // A relative path is relative to the scenario file.
+            let base = Path::new(cx.file).parent().unwrap_or(Path::new(""));
+            let path = base.join(shown);
+            let r = TraceReplay::load(&path, shown, format).map_err(|e| cx.err(&k("trace"), e))?;
+            Ok(Workload::Replay(r))
+        }
+        other => Err(cx.err(&k("kind"), format!("`{other}` is not a workload kind (known: {KINDS})"))),
     }
 }
 

@@ -2,19 +2,30 @@
 //! memory accesses go through oxmm's MMU and fault path.
 //!
 //! - [`AnonAccess`]: one process maps anonymous memory and touches it with
-//!   an access pattern (sequential, random, zipfian, strided, hot/cold).
+//!   an access pattern (sequential, random, zipfian, strided, hot/cold),
+//!   or a sequence of phases with patterns of their own.
 //! - [`ForkServer`]: a server touches its memory, then forks workers that
 //!   each write part of it (copy-on-write) and exit.
 //! - [`HeapChurn`]: malloc-like churn over `brk` and `mmap`.
 //! - [`MemoryHog`]: grows until a limit bites.
+//! - [`crate::file_io::FileIo`] (files on tmpfs) and
+//!   [`crate::trace::process::TraceReplay`] (a recorded program) live in
+//!   their own modules.
+//!
+//! Each is a step machine ([`crate::processes::Program`]): a step is one
+//! access (or one allocator call, one `mmap`, one chunk of a fill), so
+//! processes interleave on the virtual clock. As a `[[workload]]` a kind
+//! runs alone from start to end ([`crate::processes::run_single`]).
 
-use oxmm::mm_types::{default_rlimits, personality, Task};
 use oxmm::mmap::{map, prot};
 use oxmm::vmstat::VmEvent;
 use std::sync::Arc;
 
+use oxmm::mm_types::Task;
+
 use crate::machine::Machine;
-use crate::workload::WorkloadStats;
+use crate::processes::{Program, Step, StepCx};
+use crate::workload::{Workload, WorkloadStats};
 
 /// Virtual time one user access takes on the clock.
 pub const ACCESS_NS: u64 = 100;
@@ -40,22 +51,51 @@ pub enum Pattern {
     },
 }
 
-/// A process touching anonymous memory with a pattern.
+/// One phase of an [`AnonAccess`]: so many accesses with one pattern.
 #[derive(Clone, Debug, PartialEq)]
-pub struct AnonAccess {
-    /// Bytes mapped.
-    pub size: u64,
-    /// Accesses made.
+pub struct AnonPhase {
+    /// Accesses in this phase.
     pub accesses: u64,
-    /// Fraction of accesses that write.
+    /// Fraction of them that write.
     pub write_ratio: f64,
     /// The pattern.
     pub pattern: Pattern,
 }
 
+/// A process touching anonymous memory with a pattern.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnonAccess {
+    /// Bytes mapped.
+    pub size: u64,
+    /// Accesses made (without phases).
+    pub accesses: u64,
+    /// Fraction of accesses that write (without phases).
+    pub write_ratio: f64,
+    /// The pattern (without phases).
+    pub pattern: Pattern,
+    /// Phases run one after the other over the same memory; when there
+    /// are any, they replace `accesses`, `write_ratio` and `pattern`.
+    pub phases: Vec<AnonPhase>,
+}
+
 impl Default for AnonAccess {
     fn default() -> Self {
-        AnonAccess { size: 64 << 20, accesses: 200_000, write_ratio: 0.5, pattern: Pattern::Random }
+        AnonAccess { size: 64 << 20, accesses: 200_000, write_ratio: 0.5, pattern: Pattern::Random, phases: Vec::new() }
+    }
+}
+
+impl AnonAccess {
+    /// The phases run: the given ones, or one made of the top-level keys.
+    pub fn effective_phases(&self) -> Vec<AnonPhase> {
+        if self.phases.is_empty() {
+            vec![AnonPhase { accesses: self.accesses, write_ratio: self.write_ratio, pattern: self.pattern.clone() }]
+        } else {
+            self.phases.clone()
+        }
+    }
+    /// Accesses over all phases.
+    pub fn total_accesses(&self) -> u64 {
+        self.effective_phases().iter().map(|p| p.accesses).fold(0, u64::saturating_add)
     }
 }
 
@@ -72,20 +112,12 @@ pub struct ForkServer {
 
 // The stats of a fork server: `allocs` counts workers forked,
 // `peak_live_bytes` the most memory one worker copied, `peak_rss_bytes`
-// the server's RSS after touching its memory, `faults` every fault.
+// the server's RSS at its peak, `faults` every fault.
 
 impl Default for ForkServer {
     fn default() -> Self {
         ForkServer { size: 32 << 20, children: 8, touch_fraction: 0.25 }
     }
-}
-
-fn spawn(m: &Machine, comm: &str) -> Result<Arc<Task>, String> {
-    m.kernel.create_process(comm, default_rlimits(), personality::ADDR_NO_RANDOMIZE).map_err(|e| format!("{e:?}"))
-}
-
-fn anon(m: &Machine) -> u64 {
-    m.kernel.global_node_page_state(oxmm::vmstat::NodeStat::NrAnonPages)
 }
 
 fn faults(m: &Machine) -> u64 {
@@ -116,126 +148,192 @@ impl Zipf {
     }
 }
 
-impl AnonAccess {
-    /// Runs on `m`; `tick` as in [`crate::workload`].
-    pub fn run(&self, m: &mut Machine, mut tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
-        let mut st = WorkloadStats::default();
-        let Ok(t) = spawn(m, "anon") else {
-            st.failures += 1;
-            return st;
-        };
-        let k = &m.kernel;
-        let pages = (self.size / 4096).max(1);
-        let f0 = faults(m);
-        let base = match k.sys_mmap(&t, 0, pages * 4096, prot::READ | prot::WRITE, map::PRIVATE | map::ANONYMOUS, -1, 0)
-        {
-            Ok(a) => a,
-            Err(_) => {
-                st.failures += 1;
-                k.exit_task(&t);
-                return st;
-            }
-        };
-        let zipf = match self.pattern {
-            Pattern::Zipf(s) => Some(Zipf::new(pages, s)),
-            _ => None,
-        };
-        let mut byte = [0u8; 1];
-        for i in 0..self.accesses {
-            let page = match &self.pattern {
-                Pattern::Sequential => i % pages,
-                Pattern::Random => m.rng.below(pages),
-                Pattern::Zipf(_) => zipf.as_ref().map_or(0, |z| z.sample(m.rng.unit())),
-                Pattern::Strided(s) => (i * s.max(&1) + i * s.max(&1) / pages) % pages,
-                Pattern::HotCold { hot_fraction, hot_share } => {
-                    let hot = ((pages as f64 * hot_fraction) as u64).clamp(1, pages);
-                    if m.rng.unit() < *hot_share {
-                        m.rng.below(hot)
-                    } else {
-                        hot + m.rng.below((pages - hot).max(1)) % (pages - hot).max(1)
-                    }
-                }
-            };
-            let addr = base + page.min(pages - 1) * 4096 + m.rng.below(4096);
-            let write = m.rng.unit() < self.write_ratio;
-            let k = &m.kernel;
-            let ok = if write {
-                k.write_user(&t, addr, &[i as u8]).is_ok()
-            } else {
-                k.read_user(&t, addr, &mut byte).is_ok()
-            };
-            if ok {
-                st.allocs += 1;
-            } else {
-                st.failures += 1;
-            }
-            let rss = t.mm.rss_pages() * 4096;
-            st.peak_live_bytes = st.peak_live_bytes.max(rss);
-            m.advance(ACCESS_NS);
-            tick(m, i as f64 / self.accesses as f64);
-        }
-        st.faults = faults(m) - f0;
-        st.peak_rss_bytes = t.mm.hiwater_rss.load(std::sync::atomic::Ordering::Relaxed) * 4096;
-        let k = &m.kernel;
-        let _ = k.sys_munmap(&t, base, pages * 4096);
-        k.exit_task(&t);
-        st.frees += 1;
-        tick(m, 1.0);
-        st
-    }
+/// An errno as a short note for the summary (`mmap: ENOMEM`).
+pub(crate) fn errno_note(call: &str, e: oxmm::Errno) -> String {
+    format!("{call}: {}", e.name())
 }
 
-impl ForkServer {
-    /// Runs on `m`; `tick` as in [`crate::workload`].
-    pub fn run(&self, m: &mut Machine, mut tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
-        let mut st = WorkloadStats::default();
-        let Ok(server) = spawn(m, "server") else {
-            st.failures += 1;
-            return st;
-        };
-        let pages = (self.size / 4096).max(1);
-        let f0 = faults(m);
-        let k = &m.kernel;
-        let Ok(base) =
-            k.sys_mmap(&server, 0, pages * 4096, prot::READ | prot::WRITE, map::PRIVATE | map::ANONYMOUS, -1, 0)
-        else {
-            st.failures += 1;
-            k.exit_task(&server);
-            return st;
-        };
-        for p in 0..pages {
-            let _ = m.kernel.write_user(&server, base + p * 4096, &[1]);
-            m.advance(ACCESS_NS);
-        }
-        st.peak_rss_bytes = server.mm.rss_pages() * 4096;
-        let shared = anon(m);
-        for c in 0..self.children {
-            let child = match m.kernel.fork_task(&server) {
-                Ok(ch) => ch,
-                Err(_) => {
-                    st.failures += 1;
-                    continue;
+/// A signal as a short note (`SIGSEGV at 0x...`).
+pub(crate) fn signal_note(s: &oxmm::memory::SigInfo) -> String {
+    let name = match s.signo {
+        oxmm::memory::SIGBUS => "SIGBUS",
+        oxmm::memory::SIGSEGV => "SIGSEGV",
+        _ => "signal",
+    };
+    format!("{name} at {:#x}", s.addr)
+}
+
+/// [`AnonAccess`] as a step machine.
+struct AnonRun {
+    phases: Vec<AnonPhase>,
+    base: Option<u64>,
+    pages: u64,
+    phase: usize,
+    i: u64,
+    zipf: Option<(usize, Zipf)>,
+}
+
+impl Program for AnonRun {
+    fn step(&mut self, cx: &mut StepCx<'_>) -> Step {
+        let k = &cx.m.kernel;
+        let Some(base) = self.base else {
+            let len = self.pages * 4096;
+            return match k.sys_mmap(cx.task, 0, len, prot::READ | prot::WRITE, map::PRIVATE | map::ANONYMOUS, -1, 0) {
+                Ok(a) => {
+                    self.base = Some(a);
+                    Step::Ran(0)
+                }
+                Err(e) => {
+                    cx.st.failures += 1;
+                    cx.st.last_error = Some(errno_note("mmap", e));
+                    Step::Exit
                 }
             };
-            st.allocs += 1;
-            let writes = ((pages as f64) * self.touch_fraction) as u64;
-            for _ in 0..writes {
-                let p = m.rng.below(pages);
-                let _ = m.kernel.write_user(&child, base + p * 4096, &[c as u8]);
-                m.advance(ACCESS_NS);
-            }
-            // The worker's RSS counts the pages it shares with the server,
-            // as Linux's does; the copies it made are the new anonymous pages.
-            let copies = anon(m).saturating_sub(shared);
-            st.peak_live_bytes = st.peak_live_bytes.max(copies * 4096);
-            m.kernel.exit_task(&child);
-            st.frees += 1;
-            tick(m, (c + 1) as f64 / self.children.max(1) as f64);
+        };
+        while self.phases.get(self.phase).is_some_and(|p| self.i >= p.accesses) {
+            self.phase += 1;
+            self.i = 0;
         }
-        st.faults = faults(m) - f0;
-        m.kernel.exit_task(&server);
-        tick(m, 1.0);
-        st
+        let Some(ph) = self.phases.get(self.phase) else { return Step::Exit };
+        let (pages, i) = (self.pages, self.i);
+        if let Pattern::Zipf(s) = ph.pattern {
+            if self.zipf.as_ref().is_none_or(|(p, _)| *p != self.phase) {
+                self.zipf = Some((self.phase, Zipf::new(pages, s)));
+            }
+        }
+        let rng = &mut *cx.rng;
+        let page = match &ph.pattern {
+            Pattern::Sequential => i % pages,
+            Pattern::Random => rng.below(pages),
+            Pattern::Zipf(_) => self.zipf.as_ref().map_or(0, |(_, z)| z.sample(rng.unit())),
+            Pattern::Strided(s) => (i * s.max(&1) + i * s.max(&1) / pages) % pages,
+            Pattern::HotCold { hot_fraction, hot_share } => {
+                let hot = ((pages as f64 * hot_fraction) as u64).clamp(1, pages);
+                if rng.unit() < *hot_share {
+                    rng.below(hot)
+                } else {
+                    hot + rng.below((pages - hot).max(1)) % (pages - hot).max(1)
+                }
+            }
+        };
+        let addr = base + page.min(pages - 1) * 4096 + rng.below(4096);
+        let write = rng.unit() < ph.write_ratio;
+        let mut byte = [0u8; 1];
+        let r = if write { k.write_user(cx.task, addr, &[i as u8]) } else { k.read_user(cx.task, addr, &mut byte) };
+        match r {
+            Ok(()) => cx.st.allocs += 1,
+            Err(s) => {
+                cx.st.failures += 1;
+                cx.st.last_error = Some(signal_note(&s));
+            }
+        }
+        let rss = cx.task.mm.rss_pages() * 4096;
+        cx.st.peak_live_bytes = cx.st.peak_live_bytes.max(rss);
+        self.i += 1;
+        Step::Ran(ACCESS_NS)
+    }
+    fn stop(&mut self, _cx: &mut StepCx<'_>) {}
+}
+
+/// Where a [`ForkServer`] is.
+enum ServerState {
+    Map,
+    Touch(u64),
+    Fork(u64),
+    Worker { c: u64, child: Arc<Task>, left: u64, copies: u64 },
+}
+
+/// [`ForkServer`] as a step machine.
+struct ServerRun {
+    spec: ForkServer,
+    pages: u64,
+    base: u64,
+    state: ServerState,
+}
+
+impl Program for ServerRun {
+    fn step(&mut self, cx: &mut StepCx<'_>) -> Step {
+        let k = &cx.m.kernel;
+        let pages = self.pages;
+        match &mut self.state {
+            ServerState::Map => {
+                match k.sys_mmap(
+                    cx.task,
+                    0,
+                    pages * 4096,
+                    prot::READ | prot::WRITE,
+                    map::PRIVATE | map::ANONYMOUS,
+                    -1,
+                    0,
+                ) {
+                    Ok(a) => {
+                        self.base = a;
+                        self.state = ServerState::Touch(0);
+                        Step::Ran(0)
+                    }
+                    Err(e) => {
+                        cx.st.failures += 1;
+                        cx.st.last_error = Some(errno_note("mmap", e));
+                        Step::Exit
+                    }
+                }
+            }
+            ServerState::Touch(p) => {
+                if let Err(s) = k.write_user(cx.task, self.base + *p * 4096, &[1]) {
+                    cx.st.failures += 1;
+                    cx.st.last_error = Some(signal_note(&s));
+                }
+                *p += 1;
+                if *p >= pages {
+                    self.state = ServerState::Fork(0);
+                }
+                Step::Ran(ACCESS_NS)
+            }
+            ServerState::Fork(c) => {
+                let c = *c;
+                if c >= self.spec.children {
+                    return Step::Exit;
+                }
+                match k.fork_task(cx.task) {
+                    Ok(child) => {
+                        cx.st.allocs += 1;
+                        let left = ((pages as f64) * self.spec.touch_fraction) as u64;
+                        self.state = ServerState::Worker { c, child, left, copies: 0 };
+                    }
+                    Err(e) => {
+                        cx.st.failures += 1;
+                        cx.st.last_error = Some(errno_note("fork", e));
+                        self.state = ServerState::Fork(c + 1);
+                    }
+                }
+                Step::Ran(0)
+            }
+            ServerState::Worker { c, child, left, copies } => {
+                if *left == 0 {
+                    // A worker's RSS counts the pages it shares with the
+                    // server, as Linux's does; what it copied is the memory
+                    // its writes faulted in.
+                    cx.st.peak_live_bytes = cx.st.peak_live_bytes.max(*copies * 4096);
+                    k.exit_task(child);
+                    cx.st.frees += 1;
+                    self.state = ServerState::Fork(*c + 1);
+                    return Step::Ran(0);
+                }
+                let p = cx.rng.below(pages);
+                let f0 = faults(cx.m);
+                let _ = k.write_user(child, self.base + p * 4096, &[*c as u8]);
+                *copies += faults(cx.m) - f0;
+                *left -= 1;
+                Step::Ran(ACCESS_NS)
+            }
+        }
+    }
+    fn stop(&mut self, cx: &mut StepCx<'_>) {
+        if let ServerState::Worker { child, .. } = &self.state {
+            cx.m.kernel.exit_task(child);
+            cx.st.frees += 1;
+        }
+        self.state = ServerState::Fork(u64::MAX);
     }
 }
 
@@ -261,86 +359,95 @@ impl Default for HeapChurn {
 /// glibc's mmap threshold.
 const MMAP_THRESHOLD: u64 = 128 << 10;
 
-impl HeapChurn {
-    /// Runs on `m`; `tick` as in [`crate::workload`].
-    pub fn run(&self, m: &mut Machine, mut tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
-        let mut st = WorkloadStats::default();
-        let Ok(t) = spawn(m, "heap") else {
-            st.failures += 1;
-            return st;
+/// [`HeapChurn`] as a step machine.
+struct HeapRun {
+    spec: HeapChurn,
+    i: u64,
+    top: Option<u64>,
+    /// Live blocks: (address, size, from mmap).
+    live: Vec<(u64, u64, bool)>,
+    /// Heap blocks in address order: (address, size, free).
+    heap_blocks: Vec<(u64, u64, bool)>,
+}
+
+impl Program for HeapRun {
+    fn step(&mut self, cx: &mut StepCx<'_>) -> Step {
+        let (k, t) = (&cx.m.kernel, cx.task);
+        let Some(mut top) = self.top else {
+            self.top = Some(k.sys_brk(t, 0));
+            return Step::Ran(0);
         };
-        let f0 = faults(m);
-        let mut top = m.kernel.sys_brk(&t, 0);
-        // Live blocks: (address, size, from mmap).
-        let mut live: Vec<(u64, u64, bool)> = Vec::new();
-        let mut heap_blocks: Vec<(u64, u64, bool)> = Vec::new(); // (addr, size, free) in address order
-        for i in 0..self.ops {
-            while live.len() as u64 >= self.max_live || (!live.is_empty() && m.rng.below(2) == 0) {
-                let (a, size, mapped) = live.swap_remove(m.rng.below(live.len() as u64) as usize);
-                if mapped {
-                    let _ = m.kernel.sys_munmap(&t, a, size);
-                } else if let Some(b) = heap_blocks.iter_mut().find(|b| b.0 == a) {
-                    b.2 = true;
-                }
-                st.frees += 1;
-                // Trim: give free blocks at the top of the heap back with brk.
-                while heap_blocks.last().is_some_and(|b| b.2) {
-                    let (a, _, _) = heap_blocks.pop().unwrap_or_default();
-                    top = a;
-                }
-                let cur = m.kernel.sys_brk(&t, 0);
-                if cur.saturating_sub(top) >= MMAP_THRESHOLD {
-                    m.kernel.sys_brk(&t, top);
-                }
-            }
-            // Log-uniform sizes: small ones most often.
-            let size = (16u64 << m.rng.below(17)).min(self.max_size.max(16)) + m.rng.below(16);
-            let got = if size >= MMAP_THRESHOLD {
-                let len = (size + 4095) & !4095;
-                m.kernel
-                    .sys_mmap(&t, 0, len, prot::READ | prot::WRITE, map::PRIVATE | map::ANONYMOUS, -1, 0)
-                    .ok()
-                    .map(|a| (a, len, true))
-            } else {
-                let cur = m.kernel.sys_brk(&t, 0);
-                let want = top + size;
-                if want > cur && m.kernel.sys_brk(&t, want + (128 << 10)) < want {
-                    None
-                } else {
-                    let a = top;
-                    top = want;
-                    heap_blocks.push((a, size, false));
-                    Some((a, size, false))
-                }
-            };
-            match got {
-                Some((a, size, mapped)) => {
-                    // Touch the block's ends, as an allocator writing headers does.
-                    let ok =
-                        m.kernel.write_user(&t, a, &[1]).is_ok() && m.kernel.write_user(&t, a + size - 1, &[1]).is_ok();
-                    if !ok {
-                        st.failures += 1;
-                    }
-                    live.push((a, size, mapped));
-                    st.allocs += 1;
-                    st.peak_live_bytes = st.peak_live_bytes.max(live.iter().map(|b| b.1).sum());
-                }
-                None => st.failures += 1,
-            }
-            m.advance(ACCESS_NS);
-            tick(m, i as f64 / self.ops as f64);
+        if self.i >= self.spec.ops {
+            return Step::Exit;
         }
-        st.faults = faults(m) - f0;
-        st.peak_rss_bytes = t.mm.hiwater_rss.load(std::sync::atomic::Ordering::Relaxed) * 4096;
-        m.kernel.exit_task(&t);
-        tick(m, 1.0);
-        st
+        let rng = &mut *cx.rng;
+        while self.live.len() as u64 >= self.spec.max_live || (!self.live.is_empty() && rng.below(2) == 0) {
+            let (a, size, mapped) = self.live.swap_remove(rng.below(self.live.len() as u64) as usize);
+            if mapped {
+                let _ = k.sys_munmap(t, a, size);
+            } else if let Some(b) = self.heap_blocks.iter_mut().find(|b| b.0 == a) {
+                b.2 = true;
+            }
+            cx.st.frees += 1;
+            // Trim: give free blocks at the top of the heap back with brk.
+            while self.heap_blocks.last().is_some_and(|b| b.2) {
+                let (a, _, _) = self.heap_blocks.pop().unwrap_or_default();
+                top = a;
+            }
+            let cur = k.sys_brk(t, 0);
+            if cur.saturating_sub(top) >= MMAP_THRESHOLD {
+                k.sys_brk(t, top);
+            }
+        }
+        // Log-uniform sizes: small ones most often.
+        let size = (16u64 << rng.below(17)).min(self.spec.max_size.max(16)) + rng.below(16);
+        let got = if size >= MMAP_THRESHOLD {
+            let len = (size + 4095) & !4095;
+            match k.sys_mmap(t, 0, len, prot::READ | prot::WRITE, map::PRIVATE | map::ANONYMOUS, -1, 0) {
+                Ok(a) => Some((a, len, true)),
+                Err(e) => {
+                    cx.st.last_error = Some(errno_note("mmap", e));
+                    None
+                }
+            }
+        } else {
+            let cur = k.sys_brk(t, 0);
+            let want = top + size;
+            if want > cur && k.sys_brk(t, want + (128 << 10)) < want {
+                cx.st.last_error = Some("brk: ENOMEM".to_string());
+                None
+            } else {
+                let a = top;
+                top = want;
+                self.heap_blocks.push((a, size, false));
+                Some((a, size, false))
+            }
+        };
+        self.top = Some(top);
+        match got {
+            Some((a, size, mapped)) => {
+                // Touch the block's ends, as an allocator writing headers does.
+                let r = k.write_user(t, a, &[1]).and_then(|_| k.write_user(t, a + size - 1, &[1]));
+                if let Err(s) = r {
+                    cx.st.failures += 1;
+                    cx.st.last_error = Some(signal_note(&s));
+                }
+                self.live.push((a, size, mapped));
+                cx.st.allocs += 1;
+                cx.st.peak_live_bytes = cx.st.peak_live_bytes.max(self.live.iter().map(|b| b.1).sum());
+            }
+            None => cx.st.failures += 1,
+        }
+        self.i += 1;
+        Step::Ran(ACCESS_NS)
     }
+    fn stop(&mut self, _cx: &mut StepCx<'_>) {}
 }
 
 /// A process that grows by `step` (mapping and touching it) until a limit
-/// bites: its RLIMIT_AS when `limit` is set, otherwise the machine's
-/// memory (the overcommit heuristic, then failing faults).
+/// bites: its RLIMIT_AS when `limit` is set (or its process's limits),
+/// otherwise the machine's memory (the overcommit heuristic, then failing
+/// faults).
 #[derive(Clone, Debug, PartialEq)]
 pub struct MemoryHog {
     /// Bytes mapped and touched per step.
@@ -357,39 +464,115 @@ impl Default for MemoryHog {
     }
 }
 
-impl MemoryHog {
-    /// Runs on `m`; `tick` as in [`crate::workload`].
-    pub fn run(&self, m: &mut Machine, mut tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
-        let mut st = WorkloadStats::default();
-        let Ok(t) = spawn(m, "hog") else {
-            st.failures += 1;
-            return st;
-        };
-        if self.limit != 0 {
-            let lim = oxmm::mm_types::Rlimit { cur: self.limit, max: self.limit };
-            let _ = m.kernel.sys_prlimit(&t, oxmm::mm_types::rlimit::AS as u64, Some(lim));
-        }
-        let f0 = faults(m);
-        let step = (self.step + 4095) & !4095;
-        for i in 0..self.max_steps {
-            let Ok(a) = m.kernel.sys_mmap(&t, 0, step, prot::READ | prot::WRITE, map::PRIVATE | map::ANONYMOUS, -1, 0)
-            else {
-                st.failures += 1;
-                break;
-            };
-            if m.kernel.fill_user(&t, a, step, 0x5a).is_err() {
-                st.failures += 1;
-                break;
+/// Pages a memory hog fills per scheduling step.
+const FILL_CHUNK_PAGES: u64 = 64;
+
+/// [`MemoryHog`] as a step machine.
+struct HogRun {
+    spec: MemoryHog,
+    started: bool,
+    steps: u64,
+    /// The mapping being filled: (address, bytes filled).
+    cur: Option<(u64, u64)>,
+}
+
+impl Program for HogRun {
+    fn step(&mut self, cx: &mut StepCx<'_>) -> Step {
+        let (k, t) = (&cx.m.kernel, cx.task);
+        if !self.started {
+            self.started = true;
+            if self.spec.limit != 0 {
+                let lim = oxmm::mm_types::Rlimit { cur: self.spec.limit, max: self.spec.limit };
+                let _ = k.sys_prlimit(t, oxmm::mm_types::rlimit::AS as u64, Some(lim));
             }
-            st.allocs += 1;
-            st.peak_live_bytes += step;
-            m.advance(ACCESS_NS * (step / 4096));
-            tick(m, i as f64 / self.max_steps as f64);
         }
-        st.faults = faults(m) - f0;
-        st.peak_rss_bytes = t.mm.hiwater_rss.load(std::sync::atomic::Ordering::Relaxed) * 4096;
-        m.kernel.exit_task(&t);
-        tick(m, 1.0);
-        st
+        let step = (self.spec.step.max(4096) + 4095) & !4095;
+        let Some((a, done)) = self.cur else {
+            if self.steps >= self.spec.max_steps {
+                return Step::Exit;
+            }
+            return match k.sys_mmap(t, 0, step, prot::READ | prot::WRITE, map::PRIVATE | map::ANONYMOUS, -1, 0) {
+                Ok(a) => {
+                    self.cur = Some((a, 0));
+                    Step::Ran(0)
+                }
+                Err(e) => {
+                    cx.st.failures += 1;
+                    cx.st.last_error = Some(errno_note("mmap", e));
+                    Step::Exit
+                }
+            };
+        };
+        let n = (step - done).min(FILL_CHUNK_PAGES * 4096);
+        if let Err(s) = k.fill_user(t, a + done, n, 0x5a) {
+            cx.st.failures += 1;
+            cx.st.last_error = Some(signal_note(&s));
+            return Step::Exit;
+        }
+        if done + n >= step {
+            self.cur = None;
+            self.steps += 1;
+            cx.st.allocs += 1;
+            cx.st.peak_live_bytes += step;
+        } else {
+            self.cur = Some((a, done + n));
+        }
+        Step::Ran(ACCESS_NS * (n / 4096))
+    }
+    fn stop(&mut self, _cx: &mut StepCx<'_>) {}
+}
+
+impl Workload {
+    /// The workload as a step machine, for the user workloads (`None` for
+    /// the kernel ones, which are no process).
+    pub fn program(&self) -> Option<Box<dyn Program>> {
+        Some(match self {
+            Workload::PageChurn(_) | Workload::SlabChurn(_) => return None,
+            Workload::Anon(a) => Box::new(AnonRun {
+                phases: a.effective_phases(),
+                base: None,
+                pages: (a.size / 4096).max(1),
+                phase: 0,
+                i: 0,
+                zipf: None,
+            }),
+            Workload::ForkServer(f) => {
+                Box::new(ServerRun { spec: f.clone(), pages: (f.size / 4096).max(1), base: 0, state: ServerState::Map })
+            }
+            Workload::HeapChurn(h) => {
+                Box::new(HeapRun { spec: h.clone(), i: 0, top: None, live: Vec::new(), heap_blocks: Vec::new() })
+            }
+            Workload::MemoryHog(h) => Box::new(HogRun { spec: h.clone(), started: false, steps: 0, cur: None }),
+            Workload::File(f) => crate::file_io::program(f),
+            Workload::Replay(r) => crate::trace::process::program(r),
+        })
+    }
+}
+
+impl AnonAccess {
+    /// Runs on `m` as one process; `tick` as in [`crate::workload`].
+    pub fn run(&self, m: &mut Machine, tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
+        crate::processes::run_single(m, &Workload::Anon(self.clone()), "anon", tick)
+    }
+}
+
+impl ForkServer {
+    /// Runs on `m` as one process; `tick` as in [`crate::workload`].
+    pub fn run(&self, m: &mut Machine, tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
+        crate::processes::run_single(m, &Workload::ForkServer(self.clone()), "server", tick)
+    }
+}
+
+impl HeapChurn {
+    /// Runs on `m` as one process; `tick` as in [`crate::workload`].
+    pub fn run(&self, m: &mut Machine, tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
+        crate::processes::run_single(m, &Workload::HeapChurn(self.clone()), "heap", tick)
+    }
+}
+
+impl MemoryHog {
+    /// Runs on `m` as one process; `tick` as in [`crate::workload`].
+    pub fn run(&self, m: &mut Machine, tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
+        crate::processes::run_single(m, &Workload::MemoryHog(self.clone()), "hog", tick)
     }
 }

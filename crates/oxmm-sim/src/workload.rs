@@ -1,7 +1,8 @@
 //! Workloads: what a scenario runs on the machine. Each is seeded and
-//! reproducible. This first one exercises the page allocator the way
-//! kernel code does; the program issue adds user-space workloads (access
-//! patterns, heap churn, fork servers, file I/O, traces).
+//! reproducible. Two exercise the kernel's allocators the way kernel code
+//! does (page and slab churn); the rest are processes (access patterns,
+//! heap churn, fork servers, file I/O on tmpfs, a memory hog, traces; see
+//! [`crate::user_workloads`] and [`crate::processes`]).
 //!
 //! Every workload takes a progress callback, `tick(&Machine, fraction)`.
 //! It is called between operations, after each one (the clock has moved
@@ -32,6 +33,10 @@ pub enum Workload {
     HeapChurn(crate::user_workloads::HeapChurn),
     /// A process growing until a limit bites.
     MemoryHog(crate::user_workloads::MemoryHog),
+    /// A process reading and writing a tmpfs file.
+    File(crate::file_io::FileIo),
+    /// A recorded program's trace replayed as a process.
+    Replay(crate::trace::process::TraceReplay),
 }
 
 /// Allocates and frees kernel objects the way subsystems do: kmalloc of
@@ -157,6 +162,25 @@ pub struct WorkloadStats {
     pub faults: u64,
     /// Peak RSS of the workload's main process, in bytes (user workloads).
     pub peak_rss_bytes: u64,
+    /// Bytes read from files (`file`).
+    pub bytes_read: u64,
+    /// Bytes written to files (`file`).
+    pub bytes_written: u64,
+    /// Reads that did not return what was written (`file`; must stay 0).
+    pub mismatches: u64,
+    /// The last error a user workload met (`mmap: ENOMEM`), if any.
+    pub last_error: Option<String>,
+}
+
+/// A byte count as `12 MiB`, `64 KiB` or `100 B` (the largest unit that
+/// divides it, or MiB/KiB rounded down above 10 of them).
+pub fn size_text(bytes: u64) -> String {
+    for (unit, shift) in [("GiB", 30), ("MiB", 20), ("KiB", 10)] {
+        if bytes >= 1 << shift && (bytes.is_multiple_of(1 << shift) || bytes >= 10 << shift) {
+            return format!("{} {unit}", bytes >> shift);
+        }
+    }
+    format!("{bytes} B")
 }
 
 /// Virtual time one allocator call takes, for the clock.
@@ -239,12 +263,46 @@ impl Workload {
                 h.max_live
             ),
             Workload::MemoryHog(h) => {
+                let limit = if h.limit != 0 {
+                    format!("RLIMIT_AS {}", size_text(h.limit))
+                } else {
+                    "its process's limits or the machine's memory".to_string()
+                };
+                format!("memory_hog: grows by {} until a limit bites ({limit})", size_text(h.step))
+            }
+            Workload::File(f) => {
+                use crate::file_io::{FileMode, FilePattern};
+                let mode = match f.mode {
+                    FileMode::Read => "reads".to_string(),
+                    FileMode::Write => "writes".to_string(),
+                    FileMode::Append => "appends".to_string(),
+                    FileMode::ReadWrite => format!("reads and writes ({:.0}% writes)", f.write_ratio * 100.0),
+                };
+                let pattern = match f.pattern {
+                    FilePattern::Sequential => "sequential",
+                    FilePattern::Random => "random",
+                };
                 format!(
-                    "memory_hog: grows by {} MiB until a limit bites (RLIMIT_AS {} MiB)",
-                    h.step >> 20,
-                    h.limit >> 20
+                    "file: {} {pattern} {} {mode} {} {} tmpfs file{}{}",
+                    f.ops,
+                    size_text(f.io_size),
+                    if f.mode == FileMode::Read { "of" } else { "to" },
+                    size_text(f.file_size),
+                    f.path.as_ref().map_or(String::new(), |p| format!(" {p}")),
+                    match (f.mmap, f.keep) {
+                        (true, true) => " through a shared mapping, kept",
+                        (true, false) => " through a shared mapping",
+                        (false, true) => ", kept",
+                        (false, false) => "",
+                    }
                 )
             }
+            Workload::Replay(r) => format!(
+                "replay: {} references to {} pages of the trace {}",
+                r.refs.refs().len(),
+                r.refs.distinct(),
+                r.path
+            ),
         }
     }
     /// Virtual time the workload's operations take on the clock (each
@@ -255,18 +313,25 @@ impl Workload {
         match self {
             Workload::PageChurn(p) => p.ops.saturating_mul(OP_NS),
             Workload::SlabChurn(s) => s.ops.saturating_mul(OP_NS),
-            Workload::Anon(a) => a.accesses.saturating_mul(ACCESS_NS),
+            Workload::Anon(a) => a.total_accesses().saturating_mul(ACCESS_NS),
             Workload::ForkServer(f) => {
                 let pages = f.size / 4096;
                 let writes = (pages as f64 * f.touch_fraction) as u64;
                 pages.saturating_add(f.children.saturating_mul(writes)).saturating_mul(ACCESS_NS)
             }
             Workload::HeapChurn(h) => h.ops.saturating_mul(ACCESS_NS),
+            Workload::File(f) => f.expected_virtual_ns(),
+            Workload::Replay(r) => (r.refs.refs().len() as u64).saturating_mul(ACCESS_NS),
             Workload::MemoryHog(h) => {
                 let steps = if h.limit != 0 { h.limit / h.step.max(4096) } else { h.max_steps };
                 steps.saturating_mul(h.step / 4096).saturating_mul(ACCESS_NS)
             }
         }
+    }
+    /// Whether the workload is a process (a user workload) rather than
+    /// kernel-style churn.
+    pub fn is_user(&self) -> bool {
+        !matches!(self, Workload::PageChurn(_) | Workload::SlabChurn(_))
     }
     /// Runs the workload; `tick` is the progress callback of the module doc.
     pub fn run(&self, m: &mut Machine, tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
@@ -277,6 +342,8 @@ impl Workload {
             Workload::ForkServer(f) => f.run(m, tick),
             Workload::HeapChurn(h) => h.run(m, tick),
             Workload::MemoryHog(h) => h.run(m, tick),
+            Workload::File(_) => crate::processes::run_single(m, self, "file", tick),
+            Workload::Replay(_) => crate::processes::run_single(m, self, "replay", tick),
         }
     }
 }

@@ -13,7 +13,8 @@ fn machine(seed: u64) -> Machine {
 #[test]
 fn sequential_writes_fault_every_page_once() {
     let mut m = machine(1);
-    let w = AnonAccess { size: 4 << 20, accesses: 1024, write_ratio: 1.0, pattern: Pattern::Sequential };
+    let w =
+        AnonAccess { size: 4 << 20, accesses: 1024, write_ratio: 1.0, pattern: Pattern::Sequential, phases: vec![] };
     let st = Workload::Anon(w).run(&mut m, |_, _| {});
     assert_eq!(st.failures, 0);
     assert_eq!(st.faults, 1024, "one write fault per page");
@@ -25,7 +26,7 @@ fn sequential_writes_fault_every_page_once() {
 fn skewed_patterns_touch_fewer_pages_than_uniform_ones() {
     let run = |pattern| {
         let mut m = machine(3);
-        let w = AnonAccess { size: 16 << 20, accesses: 3000, write_ratio: 0.0, pattern };
+        let w = AnonAccess { size: 16 << 20, accesses: 3000, write_ratio: 0.0, pattern, phases: vec![] };
         Workload::Anon(w).run(&mut m, |_, _| {})
     };
     let uniform = run(Pattern::Random);

@@ -8,9 +8,12 @@ use oxmm::mm_types::{default_rlimits, personality};
 use oxmm::mmap::{map, prot};
 use oxmm::vmstat::VmEvent;
 
+use std::sync::Arc;
+
 use super::replay::RefString;
 use super::Kind;
 use crate::machine::Machine;
+use crate::processes::{Program, Step, StepCx};
 
 /// What the replayed process did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -69,6 +72,77 @@ pub fn replay_as_process(m: &Machine, refs: &RefString) -> Result<ProcessReplay,
     st.anon_pages = t.mm.counter(oxmm::mm_types::mm_counter::ANONPAGES);
     k.exit_task(&t);
     Ok(st)
+}
+
+/// A trace replayed as a process of a scenario (`kind = "replay"`): the
+/// trace is read when the scenario is loaded.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceReplay {
+    /// The trace's path as the scenario gives it.
+    pub path: String,
+    /// Its references.
+    pub refs: Arc<RefString>,
+}
+
+impl TraceReplay {
+    /// Reads the trace at `path` (`format` `None`: detected), naming the
+    /// file in errors.
+    pub fn load(path: &std::path::Path, shown: &str, format: Option<super::Format>) -> Result<TraceReplay, String> {
+        let reader = super::TraceReader::open(path, format).map_err(|e| e.to_string())?;
+        let refs = RefString::from_trace(reader, &path.display().to_string()).map_err(|e| e.to_string())?;
+        Ok(TraceReplay { path: shown.to_string(), refs: Arc::new(refs) })
+    }
+}
+
+/// [`TraceReplay`] as a step machine: one reference per step.
+struct ReplayRun {
+    refs: Arc<RefString>,
+    base: Option<u64>,
+    i: usize,
+}
+
+/// Creates the step machine of a `replay` workload.
+pub(crate) fn program(r: &TraceReplay) -> Box<dyn Program> {
+    Box::new(ReplayRun { refs: r.refs.clone(), base: None, i: 0 })
+}
+
+impl Program for ReplayRun {
+    fn step(&mut self, cx: &mut StepCx<'_>) -> Step {
+        let k = &cx.m.kernel;
+        let Some(base) = self.base else {
+            let len = (self.refs.distinct().max(1) as u64) * 4096;
+            let flags = map::PRIVATE | map::ANONYMOUS | map::NORESERVE;
+            return match k.sys_mmap(cx.task, 0, len, prot::READ | prot::WRITE | prot::EXEC, flags, -1, 0) {
+                Ok(a) => {
+                    self.base = Some(a);
+                    Step::Ran(0)
+                }
+                Err(e) => {
+                    cx.st.failures += 1;
+                    cx.st.last_error = Some(crate::user_workloads::errno_note("mmap", e));
+                    Step::Exit
+                }
+            };
+        };
+        let Some(&id) = self.refs.refs().get(self.i) else { return Step::Exit };
+        let a = base + u64::from(id) * 4096;
+        let mut b = [0u8; 1];
+        let r = match self.refs.kind(self.i) {
+            Kind::Instr => k.exec_user(cx.task, a).map(|_| ()),
+            Kind::Read => k.read_user(cx.task, a, &mut b),
+            Kind::Write => k.write_user(cx.task, a, &[1]),
+        };
+        match r {
+            Ok(()) => cx.st.allocs += 1,
+            Err(s) => {
+                cx.st.failures += 1;
+                cx.st.last_error = Some(crate::user_workloads::signal_note(&s));
+            }
+        }
+        self.i += 1;
+        Step::Ran(crate::user_workloads::ACCESS_NS)
+    }
+    fn stop(&mut self, _cx: &mut StepCx<'_>) {}
 }
 
 #[cfg(test)]
