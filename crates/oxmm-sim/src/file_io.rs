@@ -102,11 +102,30 @@ impl FileIo {
     }
 }
 
-/// The byte every writer stores at offset `off` of a file (never 0, so a
+/// The byte every writer stores at offset `off` of a file: a seed per
+/// page plus a multiple of the offset in the page, so it varies along the
+/// page (a misplaced byte shows) and from page to page, and never 0 (a
 /// lost write cannot pass for a hole).
 pub fn content(off: u64) -> u8 {
-    let h = (off >> 12).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ off.wrapping_mul(0x2545_f491);
-    ((h ^ (h >> 29)) % 255 + 1) as u8
+    let mut b = [0u8];
+    fill_content(off, &mut b);
+    b[0]
+}
+
+/// Fills `out` with the [`content`] of `[off, off + out.len())`.
+pub fn fill_content(off: u64, out: &mut [u8]) {
+    let mut pos = 0usize;
+    while pos < out.len() {
+        let o = off + pos as u64;
+        let page = o >> 12;
+        let seed = (page.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 56) as u8;
+        let n = ((4096 - (o & 0xfff)) as usize).min(out.len() - pos);
+        let first = (o & 0xfff) as u8;
+        for (i, b) in out[pos..pos + n].iter_mut().enumerate() {
+            *b = first.wrapping_add(i as u8).wrapping_mul(37).wrapping_add(seed).max(1);
+        }
+        pos += n;
+    }
 }
 
 /// Byte ranges of a file that were written: start -> end, disjoint and
@@ -151,8 +170,9 @@ impl Extents {
         let end = off + out.len() as u64;
         let first = self.0.range(..=off).next_back().map_or(off, |(&s, _)| s);
         for (&s, &e) in self.0.range(first..end) {
-            for o in s.max(off)..e.min(end) {
-                out[(o - off) as usize] = content(o);
+            let (a, b) = (s.max(off), e.min(end));
+            if a < b {
+                fill_content(a, &mut out[(a - off) as usize..(b - off) as usize]);
             }
         }
     }
@@ -309,7 +329,8 @@ impl Program for FileRun {
         }
         let t = cx.task;
         if write {
-            let data: Vec<u8> = (off..off + len).map(content).collect();
+            let mut data = vec![0u8; len as usize];
+            fill_content(off, &mut data);
             let r = match self.map {
                 Some((base, _)) => k.write_user(t, base + off, &data).map_err(|s| signal_note(&s)),
                 None => k.file_write(id, off, &data).map(|_| ()).map_err(|e| errno_note("pwrite", e)),

@@ -122,6 +122,15 @@ pub struct ProcessSpec {
     pub workload: Workload,
 }
 
+impl ProcessSpec {
+    /// Virtual time from the runner's start to the process's expected end
+    /// if it ran undisturbed on a machine with `mem` bytes of memory.
+    pub fn expected_end_ns(&self, mem: u64) -> u64 {
+        let cap = self.limits.address_space.map_or(mem, |l| l.min(mem));
+        self.start_ns.saturating_add(self.workload.expected_virtual_ns_within(cap))
+    }
+}
+
 /// Where a process is in its life.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProcState {

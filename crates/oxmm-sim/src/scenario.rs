@@ -341,14 +341,11 @@ impl Scenario {
     /// the other, then the processes (`duration`, or until the last one
     /// is expected to end if they ran undisturbed).
     pub fn expected_virtual_ns(&self) -> u64 {
-        let w: u64 = self.workloads.iter().map(Workload::expected_virtual_ns).fold(0, u64::saturating_add);
-        let p = self.duration_ns.unwrap_or_else(|| {
-            self.processes
-                .iter()
-                .map(|p| p.start_ns.saturating_add(p.workload.expected_virtual_ns()))
-                .max()
-                .unwrap_or(0)
-        });
+        let mem = self.machine.total_mem();
+        let w: u64 = self.workloads.iter().map(|w| w.expected_virtual_ns_within(mem)).fold(0, u64::saturating_add);
+        let p = self
+            .duration_ns
+            .unwrap_or_else(|| self.processes.iter().map(|p| p.expected_end_ns(mem)).max().unwrap_or(0));
         w.saturating_add(p)
     }
 }

@@ -366,6 +366,8 @@ struct HeapRun {
     top: Option<u64>,
     /// Live blocks: (address, size, from mmap).
     live: Vec<(u64, u64, bool)>,
+    /// Their bytes.
+    live_bytes: u64,
     /// Heap blocks in address order: (address, size, free).
     heap_blocks: Vec<(u64, u64, bool)>,
 }
@@ -383,10 +385,12 @@ impl Program for HeapRun {
         let rng = &mut *cx.rng;
         while self.live.len() as u64 >= self.spec.max_live || (!self.live.is_empty() && rng.below(2) == 0) {
             let (a, size, mapped) = self.live.swap_remove(rng.below(self.live.len() as u64) as usize);
+            self.live_bytes -= size;
             if mapped {
                 let _ = k.sys_munmap(t, a, size);
-            } else if let Some(b) = self.heap_blocks.iter_mut().find(|b| b.0 == a) {
-                b.2 = true;
+            } else if let Ok(i) = self.heap_blocks.binary_search_by_key(&a, |b| b.0) {
+                // Heap blocks are pushed at the top, so they stay in address order.
+                self.heap_blocks[i].2 = true;
             }
             cx.st.frees += 1;
             // Trim: give free blocks at the top of the heap back with brk.
@@ -433,8 +437,9 @@ impl Program for HeapRun {
                     cx.st.last_error = Some(signal_note(&s));
                 }
                 self.live.push((a, size, mapped));
+                self.live_bytes += size;
                 cx.st.allocs += 1;
-                cx.st.peak_live_bytes = cx.st.peak_live_bytes.max(self.live.iter().map(|b| b.1).sum());
+                cx.st.peak_live_bytes = cx.st.peak_live_bytes.max(self.live_bytes);
             }
             None => cx.st.failures += 1,
         }
@@ -539,9 +544,14 @@ impl Workload {
             Workload::ForkServer(f) => {
                 Box::new(ServerRun { spec: f.clone(), pages: (f.size / 4096).max(1), base: 0, state: ServerState::Map })
             }
-            Workload::HeapChurn(h) => {
-                Box::new(HeapRun { spec: h.clone(), i: 0, top: None, live: Vec::new(), heap_blocks: Vec::new() })
-            }
+            Workload::HeapChurn(h) => Box::new(HeapRun {
+                spec: h.clone(),
+                i: 0,
+                top: None,
+                live: Vec::new(),
+                live_bytes: 0,
+                heap_blocks: Vec::new(),
+            }),
             Workload::MemoryHog(h) => Box::new(HogRun { spec: h.clone(), started: false, steps: 0, cur: None }),
             Workload::File(f) => crate::file_io::program(f),
             Workload::Replay(r) => crate::trace::process::program(r),

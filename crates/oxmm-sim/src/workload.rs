@@ -333,6 +333,20 @@ impl Workload {
     pub fn is_user(&self) -> bool {
         !matches!(self, Workload::PageChurn(_) | Workload::SlabChurn(_))
     }
+    /// [`Workload::expected_virtual_ns`] for a run that cannot hold more
+    /// than `max_bytes` (the machine's memory, a process's RLIMIT_AS): a
+    /// memory hog stops there.
+    pub fn expected_virtual_ns_within(&self, max_bytes: u64) -> u64 {
+        use crate::user_workloads::ACCESS_NS;
+        match self {
+            Workload::MemoryHog(h) => {
+                let step = h.step.max(4096);
+                let cap = if h.limit != 0 { h.limit.min(max_bytes) } else { max_bytes };
+                (cap / step).min(h.max_steps).saturating_mul(step / 4096).saturating_mul(ACCESS_NS)
+            }
+            w => w.expected_virtual_ns(),
+        }
+    }
     /// Runs the workload; `tick` is the progress callback of the module doc.
     pub fn run(&self, m: &mut Machine, tick: impl FnMut(&Machine, f64)) -> WorkloadStats {
         match self {
