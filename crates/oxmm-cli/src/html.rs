@@ -4,10 +4,10 @@
 
 use std::fmt::Write;
 
-use oxmm_sim::sampler::{format_ms, TimeSeries};
+use oxmm_sim::sampler::TimeSeries;
 
 use crate::plot::Chart;
-use crate::report::{snapshot_name, RunInfo, Snapshot, CSV};
+use crate::report::{ms, snapshot_name, RunInfo, Snapshot, CSV};
 
 /// What the page shows.
 pub struct Page<'a> {
@@ -68,12 +68,6 @@ fn kb_mib(kb: u64) -> String {
     } else {
         format!("{}.{} MiB", kb / 1024, (kb % 1024) * 10 / 1024)
     }
-}
-
-/// Virtual nanoseconds as milliseconds without trailing zeros (`0.5 ms`).
-fn ms(ns: u64) -> String {
-    let s = format_ms(ns);
-    format!("{} ms", s.trim_end_matches('0').trim_end_matches('.'))
 }
 
 /// The page's style sheet.
@@ -160,6 +154,33 @@ fn summary(p: &Page, s: &mut String) {
         );
     }
     s.push_str("</table>\n");
+    if !info.processes.is_empty() {
+        s.push_str(
+            "<h3>Processes</h3>\n<table>\n<tr><th>name</th><th>pid</th><th>cpu</th><th>start</th><th>end</th>\
+             <th>minor faults</th><th>major faults</th><th>peak RSS</th><th>what it did</th></tr>\n",
+        );
+        for p in &info.processes {
+            let opt = |v: Option<u64>| v.map_or("-".to_string(), |x| x.to_string());
+            let t = |v: Option<u64>| v.map_or("-".to_string(), ms);
+            let _ = writeln!(
+                s,
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+                 <td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td><td class=\"n\">{}</td>\
+                 <td>{}<br>{}</td></tr>",
+                escape(&p.name),
+                opt(p.pid),
+                p.cpu,
+                t(p.start_ns),
+                t(p.end_ns),
+                p.minor_faults,
+                p.major_faults,
+                size(p.peak_rss_bytes),
+                escape(&p.describe),
+                escape(&crate::report::process_facts(p))
+            );
+        }
+        s.push_str("</table>\n");
+    }
     // Start, end and extremes of the meminfo columns.
     let ts = p.series;
     let fields: Vec<usize> =
@@ -195,7 +216,8 @@ fn data(p: &Page, s: &mut String) {
         s,
         "<p><a href=\"{CSV}\">{CSV}</a>: {} rows of {} columns; time in virtual ms, \
          meminfo fields in kB (<code>_kB</code>), vmstat counters as Linux counts them, \
-         zone free memory in pages.</p>",
+         zone free memory in pages, each process's VmRSS in kB (<code>rss_&lt;name&gt;_kB</code>, \
+         0 while it does not run).</p>",
         p.series.rows.len(),
         p.series.columns.len() + 1
     );

@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::{Parser, Subcommand};
+use oxmm_sim::processes::ProcState;
 use oxmm_sim::scenario::Scenario;
 use oxmm_sim::Machine;
 
@@ -181,8 +182,11 @@ fn run(
     let mut m = boot(&sc, seed)?;
     let mut report = match &report_dir {
         Some(dir) => {
-            let interval = sc.report_interval_ns.unwrap_or_else(|| oxmm_sim::sampler::auto_interval_ns(&sc.workloads));
-            Some(report::Report::start(dir, &m, interval)?)
+            let interval = sc
+                .report_interval_ns
+                .unwrap_or_else(|| oxmm_sim::sampler::auto_interval_for_ns(sc.expected_virtual_ns()));
+            let names: Vec<String> = sc.processes.iter().map(|p| p.name.clone()).collect();
+            Some(report::Report::start(dir, &m, interval, &names)?)
         }
         None => None,
     };
@@ -202,8 +206,27 @@ fn run(
             r.sample(&m);
         }
         runs.push(report::WorkloadRun { describe: w.describe(), stats: st.clone(), start_ns, end_ns: m.now_ns() });
-        stats.push((w.describe(), st));
+        stats.push((w.describe(), w.is_user(), st));
     }
+    let proc_runs = if sc.processes.is_empty() {
+        Vec::new()
+    } else {
+        let mut bar =
+            Progress { on: !quiet && std::io::stderr().is_terminal(), label: "processes".into(), shown: None };
+        let origin = m.now_ns();
+        let mem = sc.machine.total_mem();
+        let expected =
+            sc.duration_ns.unwrap_or_else(|| sc.processes.iter().map(|p| p.expected_end_ns(mem)).max().unwrap_or(0));
+        let runs = oxmm_sim::processes::run_processes(&mut m, &sc.processes, sc.duration_ns, seed, |m, runs| {
+            let done = runs.iter().all(|r| !matches!(r.state, ProcState::Waiting | ProcState::Running));
+            bar.tick(if done { 1.0 } else { ((m.now_ns() - origin) as f64 / expected.max(1) as f64).min(0.99) });
+            report.as_mut().map(|r| r.poll_processes(m, runs))
+        });
+        if let Some(r) = report.as_mut() {
+            r.sample(&m);
+        }
+        runs
+    };
     let index = match (report, report_scenario) {
         (Some(r), Some((scenario, scenario_text))) => {
             let k = &m.kernel;
@@ -219,6 +242,7 @@ fn run(
                     sc.slab.name()
                 ),
                 workloads: runs,
+                processes: proc_runs.clone(),
             };
             Some(r.finish(&m, &info)?)
         }
@@ -238,21 +262,31 @@ fn run(
             sc.machine.total_mem() >> 20,
             m.boot_time.as_secs_f64()
         );
-        for (d, st) in &stats {
+        for (d, user, st) in &stats {
             let peak = if st.peak_live_bytes >= 1 << 20 {
                 format!("{} MiB", st.peak_live_bytes >> 20)
             } else {
                 format!("{} KiB", st.peak_live_bytes >> 10)
             };
-            if st.faults > 0 || st.peak_rss_bytes > 0 {
+            if *user {
                 // User workloads: accesses (or workers), page faults, peak RSS.
                 s += &format!(
                     "  workload   {d}\n             {} done, {} failed, {} page faults (minor), peak RSS {} MiB, \
-                     {peak} at most in one step\n",
+                     {peak} at most in one step{}\n",
                     st.allocs,
                     st.failures,
                     st.faults,
-                    st.peak_rss_bytes >> 20
+                    st.peak_rss_bytes >> 20,
+                    if st.bytes_read + st.bytes_written > 0 {
+                        format!(
+                            ", {} read ({} mismatching reads), {} written",
+                            oxmm_sim::workload::size_text(st.bytes_read),
+                            st.mismatches,
+                            oxmm_sim::workload::size_text(st.bytes_written)
+                        )
+                    } else {
+                        String::new()
+                    }
                 );
             } else {
                 s += &format!(
@@ -260,6 +294,25 @@ fn run(
                     st.allocs, st.failures, st.frees
                 );
             }
+        }
+        if !proc_runs.is_empty() {
+            s += &format!(
+                "  processes  {} on {} CPUs{}\n",
+                proc_runs.len(),
+                k.nr_cpus,
+                sc.duration_ns.map_or(String::new(), |d| format!(", for {}", report::ms(d)))
+            );
+            for p in &proc_runs {
+                s += &report::process_summary(p);
+            }
+        }
+        for (path, id) in m.tmpfs.files() {
+            let pages = k.shmem_file(id).map_or(0, |f| f.pages.lock().len() as u64);
+            s += &format!(
+                "  tmpfs      {path}: {} bytes, {} in memory (Shmem)\n",
+                k.file_size(id).unwrap_or(0),
+                oxmm_sim::workload::size_text(pages * 4096)
+            );
         }
         s += &format!("  time       {:.3} ms simulated, {:.3} s host\n", m.now_ns() as f64 / 1e6, host.as_secs_f64());
         if let Some(index) = &index {

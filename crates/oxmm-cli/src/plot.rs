@@ -57,7 +57,8 @@ pub struct Chart {
     pub title: String,
     /// Y-axis description, with its unit.
     pub y_label: String,
-    /// X values: virtual milliseconds, increasing.
+    /// X values: virtual milliseconds, increasing; the axis spans them
+    /// (from 0 when the first is 0).
     pub x: Vec<f64>,
     /// The series, drawn in order (bottom first when stacked).
     pub series: Vec<Series>,
@@ -127,13 +128,15 @@ fn draw<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, chart: &Chart) -> Res
     let e = |e: DrawingAreaErrorKind<DB::ErrorType>| e.to_string();
     root.fill(&WHITE).map_err(e)?;
     let (plot, legend) = root.split_horizontally(WIDTH - LEGEND_WIDTH);
-    let x_max = chart.x.last().copied().filter(|v| v.is_finite() && *v > 0.0).unwrap_or(1.0);
+    // From the first sample (0 unless the chart is cropped) to the last.
+    let x_min = chart.x.first().copied().filter(|v| v.is_finite() && *v > 0.0).unwrap_or(0.0);
+    let x_max = chart.x.last().copied().filter(|v| v.is_finite() && *v > x_min).unwrap_or(x_min + 1.0);
     let mut c = ChartBuilder::on(&plot)
         .caption(&chart.title, (FONT, 22))
         .margin(14)
         .x_label_area_size(48)
         .y_label_area_size(84)
-        .build_cartesian_2d(0f64..x_max, 0f64..y_max(chart))
+        .build_cartesian_2d(x_min..x_max, 0f64..y_max(chart))
         .map_err(e)?;
     c.configure_mesh()
         .x_desc("virtual time (ms)")

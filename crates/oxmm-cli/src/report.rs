@@ -14,8 +14,9 @@
 
 use std::path::{Path, PathBuf};
 
+use oxmm_sim::processes::{ProcState, ProcessRun};
 use oxmm_sim::sampler::{Sampler, TimeSeries};
-use oxmm_sim::workload::WorkloadStats;
+use oxmm_sim::workload::{size_text, WorkloadStats};
 use oxmm_sim::Machine;
 
 use crate::html;
@@ -50,6 +51,56 @@ pub struct RunInfo {
     pub machine: String,
     /// The workloads, in order.
     pub workloads: Vec<WorkloadRun>,
+    /// The processes, in file order.
+    pub processes: Vec<ProcessRun>,
+}
+
+/// Virtual nanoseconds as milliseconds without trailing zeros (`0.5 ms`).
+pub fn ms(ns: u64) -> String {
+    let s = oxmm_sim::sampler::format_ms(ns);
+    format!("{} ms", s.trim_end_matches('0').trim_end_matches('.'))
+}
+
+/// What a process did, in words: when it ran, how it ended, its faults,
+/// peak RSS and workload counters.
+pub fn process_facts(p: &ProcessRun) -> String {
+    let when = match (&p.state, p.start_ns, p.end_ns) {
+        (ProcState::Waiting, _, _) => "never started (due after the duration)".to_string(),
+        (ProcState::Failed(e), Some(t), _) => format!("failed to start at {}: {e}", ms(t)),
+        (state, Some(a), Some(b)) => {
+            let how = if *state == ProcState::Killed { "killed at the end of the duration" } else { "exited" };
+            format!("{} to {}, {how}", ms(a), ms(b))
+        }
+        (_, Some(a), None) => format!("{} on, running", ms(a)),
+        _ => "not run".to_string(),
+    };
+    let st = &p.stats;
+    let mut s = format!(
+        "{when}; {} minor and {} major faults; peak RSS {}; {} operations done, {} failed",
+        p.minor_faults,
+        p.major_faults,
+        size_text(p.peak_rss_bytes),
+        st.allocs,
+        st.failures
+    );
+    if st.bytes_read + st.bytes_written > 0 {
+        s += &format!(
+            "; {} read ({} mismatching reads), {} written",
+            size_text(st.bytes_read),
+            st.mismatches,
+            size_text(st.bytes_written)
+        );
+    }
+    if let Some(e) = &st.last_error {
+        s += &format!("; last error {e}");
+    }
+    s
+}
+
+/// The lines `oxmm run` prints for a process.
+pub fn process_summary(p: &ProcessRun) -> String {
+    let pid = p.pid.map_or("no pid".to_string(), |pid| format!("pid {pid}"));
+    format!("  process    {} ({pid}, cpu {}): {}\n             {}\n", p.name, p.cpu, p.describe, process_facts(p))
 }
 
 /// A `/proc` snapshot: (file name as in `oxmm::proc::FILES`, text).
@@ -99,11 +150,20 @@ impl Report {
     /// Creates `dir`, writes the start snapshot of `m` and takes the first
     /// sample; then [`Report::poll`] samples every `interval_ns` of virtual
     /// time. Fails before the run if the directory cannot be written.
-    pub fn start(dir: &Path, m: &Machine, interval_ns: u64) -> Result<Report, String> {
+    /// `processes` names the scenario's processes, one RSS column each.
+    pub fn start(dir: &Path, m: &Machine, interval_ns: u64, processes: &[String]) -> Result<Report, String> {
         mkdir(dir)?;
         let start = snapshot(m);
         write_snapshot(dir, "proc-start", &start)?;
-        Ok(Report { dir: dir.to_path_buf(), sampler: Sampler::new(m, interval_ns), start })
+        Ok(Report { dir: dir.to_path_buf(), sampler: Sampler::with_processes(m, interval_ns, processes), start })
+    }
+
+    /// Samples `m` if a sample is due, reading each process's RSS from
+    /// its task; returns when the next sample is due.
+    pub fn poll_processes(&mut self, m: &Machine, runs: &[ProcessRun]) -> u64 {
+        self.sampler.set_pids(runs.iter().map(|r| if r.state == ProcState::Running { r.pid } else { None }));
+        self.sampler.poll(m);
+        self.sampler.next_due_ns()
     }
 
     /// Samples `m` if a sample is due; call it between operations.
@@ -318,5 +378,31 @@ pub fn charts(ts: &TimeSeries) -> Vec<Chart> {
     let events =
         nonzero(ts, pairs(&vm(ts, &["pgfault", "pgmajfault", "allocstall_", "pgscan_", "pgsteal_", "compact_"])));
     out.extend(rate_chart(ts, "event_rates", "Faults, reclaim and compaction (vmstat)", events));
+    out.extend(rss_chart(ts));
     out
+}
+
+/// One line per process (even one whose RSS stays 0), over the stretch
+/// where any process has memory: from the sample before the first nonzero
+/// value to the one after the last.
+fn rss_chart(ts: &TimeSeries) -> Option<Chart> {
+    let cols: Vec<(String, Vec<u64>)> = ts
+        .columns
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| matches!(c.source, oxmm_sim::sampler::Source::ProcessRss(_)))
+        .map(|(i, c)| (c.name.trim_start_matches("rss_").trim_end_matches("_kB").to_string(), ts.values(i)))
+        .collect();
+    let n = ts.rows.len();
+    if cols.is_empty() || n == 0 {
+        return None;
+    }
+    let any = |i: usize| cols.iter().any(|(_, v)| v[i] != 0);
+    let (first, last) = match ((0..n).find(|&i| any(i)), (0..n).rev().find(|&i| any(i))) {
+        (Some(a), Some(b)) => (a.saturating_sub(1), (b + 1).min(n - 1)),
+        _ => (0, n - 1),
+    };
+    let span = TimeSeries { columns: Vec::new(), rows: ts.rows[first..=last].to_vec() };
+    let cols = cols.into_iter().map(|(name, v)| (name, v[first..=last].to_vec())).collect();
+    mem_chart(&span, "rss", "Resident set size per process (VmRSS of /proc/PID/status)", false, cols)
 }

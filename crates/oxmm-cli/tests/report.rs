@@ -97,6 +97,21 @@ fn same_seed_gives_identical_reports_with_csv_plots_and_index() {
     assert!(index.contains("[[workload]]"), "index.html shows the scenario");
     assert!(index.contains("MemTotal:"), "index.html shows the end /proc files");
 
+    // The default scenario's processes: one RSS column each, nonzero while
+    // they run (the hog's at least); a chart of them; a table on the page.
+    for name in ["db", "writer", "reader", "cache", "heap", "hog"] {
+        let col = format!("rss_{name}_kB");
+        assert!(header.contains(&col.as_str()), "column {col} in {header:?}");
+        assert!(index.contains(&format!("<td>{name}</td>")), "index.html lists process {name}");
+    }
+    let hog = header.iter().position(|c| *c == "rss_hog_kB").unwrap();
+    let hog_rss: Vec<u64> = rows.iter().map(|r| r[hog].parse().unwrap()).collect();
+    assert!(hog_rss.iter().any(|&v| v > 100 << 10), "the hog grows past 100 MiB");
+    assert_eq!(hog_rss.first(), Some(&0));
+    assert_eq!(hog_rss.last(), Some(&0), "it exited");
+    assert!(fa.contains_key("rss.svg") && fa.contains_key("rss.png"));
+    assert!(index.contains("<h3>Processes</h3>"));
+
     // /proc snapshots at both ends, every file.
     for f in ["meminfo", "vmstat", "zoneinfo", "buddyinfo", "slabinfo", "memblock_memory"] {
         assert!(fa.contains_key(&format!("proc-start/{f}")), "proc-start/{f}");
@@ -107,6 +122,26 @@ fn same_seed_gives_identical_reports_with_csv_plots_and_index() {
     for (name, bytes) in &fa {
         assert!(!String::from_utf8_lossy(bytes).contains(&host), "{name} names the host directory");
     }
+}
+
+#[test]
+fn the_run_summary_lists_each_process() {
+    let (ok, out, err) = oxmm(&["run"]);
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    for name in ["db", "writer", "reader", "cache", "heap", "hog"] {
+        let i = lines
+            .iter()
+            .position(|l| l.starts_with(&format!("  process    {name} (pid ")))
+            .unwrap_or_else(|| panic!("no line for {name}: {out}"));
+        let facts = lines[i + 1];
+        assert!(facts.contains(" ms to ") && facts.contains("exited"), "{facts}");
+        assert!(facts.contains("minor and 0 major faults; peak RSS "), "{facts}");
+    }
+    assert!(out.contains("last error mmap: ENOMEM"), "the hog's limit bites");
+    assert!(out.contains("(0 mismatching reads)"));
+    assert!(out.contains("  tmpfs      /dev/shm/data: 33554432 bytes, 32 MiB in memory (Shmem)"), "{out}");
+    assert!(out.contains("ms simulated,") && out.contains(" s host"));
 }
 
 #[test]
