@@ -243,6 +243,17 @@ impl Workload {
             Workload::SlabChurn(s) => {
                 format!("slab_churn: {} kmalloc and cache allocations, at most {} objects live", s.ops, s.max_live)
             }
+            Workload::Anon(a) if !a.phases.is_empty() => format!(
+                "anon: {} accesses in {} phases ({}) to {} of anonymous memory",
+                a.total_accesses(),
+                a.phases.len(),
+                a.phases
+                    .iter()
+                    .map(|p| format!("{} {:?}, {:.0}% writes", p.accesses, p.pattern, p.write_ratio * 100.0))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+                size_text(a.size)
+            ),
             Workload::Anon(a) => format!(
                 "anon: {} accesses ({:.0}% writes, {:?}) to {} MiB of anonymous memory",
                 a.accesses,

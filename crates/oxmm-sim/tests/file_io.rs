@@ -12,7 +12,12 @@ use oxmm_sim::Machine;
 const MACHINE: &str = "[machine]\nmem = \"512M\"\ncpus = 2\n";
 
 fn run_with(text: &str, mut tick: impl FnMut(&Machine, &[ProcessRun])) -> (Machine, Vec<ProcessRun>) {
-    let sc = Scenario::parse(&format!("{MACHINE}{text}"), "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    // A leading `duration = ...` line belongs before the [machine] table.
+    let (top, rest) = match text.split_once('\n') {
+        Some((first, rest)) if first.starts_with("duration") => (format!("{first}\n"), rest),
+        _ => (String::new(), text),
+    };
+    let sc = Scenario::parse(&format!("{top}{MACHINE}{rest}"), "t.toml").unwrap_or_else(|e| panic!("{e}"));
     let mut m = Machine::boot(&sc.machine, 1).unwrap();
     let runs = run_processes(&mut m, &sc.processes, sc.duration_ns, 1, |m, r| {
         tick(m, r);
@@ -125,4 +130,20 @@ fn file_runs_are_reproducible() {
     let text = "[[process]]\nname = \"rw\"\nkind = \"file\"\nmode = \"readwrite\"\npattern = \"random\"\nmmap = true\n\
          file_size = \"1M\"\nio_size = \"4k\"\nops = 500\n";
     assert_eq!(run(text).1, run(text).1);
+}
+
+#[test]
+fn a_killed_process_leaves_its_kept_file_and_loses_its_unlinked_one() {
+    let (m, runs) = run(
+        "duration = \"100us\"\n\
+         [[process]]\nname = \"k\"\nkind = \"file\"\nkeep = true\npath = \"/dev/shm/k\"\nfile_size = \"8M\"\n\
+         io_size = \"4k\"\nops = 100000\n\
+         [[process]]\nname = \"u\"\nkind = \"file\"\nmmap = true\nfile_size = \"8M\"\nio_size = \"4k\"\nops = 100000\n",
+    );
+    assert!(runs.iter().all(|r| r.state == ProcState::Killed));
+    // 100 us of one-page writes: 1000 pages each.
+    assert_eq!(runs[0].stats.bytes_written, 1000 * 4096);
+    assert_eq!(runs[1].stats.bytes_written, 1000 * 4096);
+    assert_eq!(shmem_pages(&m), 1000, "only the kept file's pages remain");
+    assert_eq!(m.tmpfs.files().map(|(p, _)| p.to_string()).collect::<Vec<_>>(), vec!["/dev/shm/k"]);
 }

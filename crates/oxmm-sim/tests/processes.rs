@@ -213,6 +213,7 @@ fn anon_phases_run_in_order() {
     // The first phase writes every page once; the second only reads them.
     assert_eq!(runs[0].minor_faults, 512);
     assert_eq!(runs[0].stats.allocs, 3512);
+    assert!(runs[0].describe.starts_with("anon: 3512 accesses in 2 phases (512 Sequential"), "{}", runs[0].describe);
     assert_eq!(m.now_ns(), 351_200);
 }
 
