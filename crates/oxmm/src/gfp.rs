@@ -46,6 +46,9 @@ impl Gfp {
     pub const SKIP_ZERO: Gfp = Gfp(0x1000000);
     pub const SKIP_KASAN: Gfp = Gfp(0x2000000);
     pub const NOLOCKDEP: Gfp = Gfp(0x4000000);
+    /// No object extensions (`__GFP_NO_OBJ_EXT`); for slab: a sheaf for a
+    /// kmalloc cache, whose allocation must not allocate a sheaf in turn.
+    pub const NO_OBJ_EXT: Gfp = Gfp(0x8000000);
 
     pub const RECLAIM: Gfp = Gfp(Self::DIRECT_RECLAIM.0 | Self::KSWAPD_RECLAIM.0);
 
@@ -175,6 +178,7 @@ const NAMES: &[(Gfp, &str)] = &[
     (Gfp::SKIP_ZERO, "__GFP_SKIP_ZERO"),
     (Gfp::SKIP_KASAN, "__GFP_SKIP_KASAN"),
     (Gfp::NOLOCKDEP, "__GFP_NOLOCKDEP"),
+    (Gfp::NO_OBJ_EXT, "__GFP_NO_OBJ_EXT"),
 ];
 
 impl fmt::Debug for Gfp {

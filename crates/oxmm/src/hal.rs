@@ -120,6 +120,20 @@ impl PhysMem {
         );
     }
 
+    /// The 8-byte word at `pa`, for the allocators' hot paths: one bounds
+    /// and alignment test instead of [`PhysMem::view`]'s general ones.
+    ///
+    /// # Panics
+    /// If `pa` is not 8-byte aligned or the word is not inside RAM.
+    #[inline]
+    pub fn word(&self, pa: PhysAddr) -> &core::sync::atomic::AtomicU64 {
+        assert!(pa.0 & 7 == 0 && pa.0 < self.size & !7, "physical word {:#x} outside RAM or misaligned", pa.0);
+        // SAFETY: the word is inside the mapping and 8-byte aligned
+        // (checked; the mapping is page-aligned), AtomicU64 is valid for any
+        // bits and only accessed atomically, and the mapping outlives &self.
+        unsafe { &*(self.host_ptr(pa) as *const core::sync::atomic::AtomicU64) }
+    }
+
     /// A typed view of `count` values of `T` at `pa`.
     ///
     /// # Panics

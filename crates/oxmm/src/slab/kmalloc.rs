@@ -123,13 +123,46 @@ impl Kernel {
                 self.slab.kmalloc.0[t as usize][i].store(id.0, Relaxed);
             }
         }
+        self.bootstrap_kmalloc_sheaves();
         Ok(())
+    }
+
+    /// Gives the normal kmalloc caches their sheaves now that every kmalloc
+    /// cache exists (`bootstrap_kmalloc_sheaves`).
+    fn bootstrap_kmalloc_sheaves(&self) {
+        if self.slab.kind != super::SlabKind::Slub {
+            return;
+        }
+        for i in 1..NR_INDEX {
+            let Some(c) = self.slab.kmalloc.get(KmallocType::Normal, i).and_then(|id| self.slab.cache(id)) else {
+                continue;
+            };
+            if self.slab_sheaf_capacity(c) == 0 {
+                self.init_sheaves(c, super::sheaf::calculate_sheaf_capacity(c.size, c.flags));
+            }
+        }
     }
 
     /// Allocates `size` bytes (`kmalloc`). `None` when memory is short or
     /// the size is above `KMALLOC_MAX_SIZE`.
     #[inline]
     pub fn kmalloc(&self, size: u64, gfp: Gfp) -> Option<VirtAddr> {
+        // The common case first: a normal-kind SLUB cache with an object
+        // on this CPU's main sheaf.
+        if size.wrapping_sub(1) < KMALLOC_MAX_CACHE_SIZE
+            && !gfp.intersects(Gfp(Gfp::DMA.0 | Gfp::RECLAIMABLE.0 | Gfp::ZERO.0))
+        {
+            if let Some(o) =
+                self.slab.kmalloc.get(KmallocType::Normal, kmalloc_index(size)).and_then(|id| self.slub_alloc_fast(id))
+            {
+                return Some(o);
+            }
+        }
+        self.kmalloc_slow(size, gfp)
+    }
+
+    #[inline(never)]
+    fn kmalloc_slow(&self, size: u64, gfp: Gfp) -> Option<VirtAddr> {
         if self.slab.kind == super::SlabKind::Slob {
             return self.slob_kmalloc(size, gfp);
         }
@@ -173,6 +206,18 @@ impl Kernel {
     /// (`kfree`). A pointer kmalloc never returned is reported and ignored.
     #[inline]
     pub fn kfree(&self, obj: VirtAddr) {
+        // The common case first: a SLUB object whose CPU has room in its
+        // main sheaf.
+        if let Some(pa) = virt_to_phys(obj) {
+            if self.memmap.pfn_valid(pa.pfn()) && self.slub_free_fast(pa.pfn(), obj) {
+                return;
+            }
+        }
+        self.kfree_slow(obj)
+    }
+
+    #[inline(never)]
+    fn kfree_slow(&self, obj: VirtAddr) {
         if self.slab.kind == super::SlabKind::Slob {
             return self.slob_kfree(obj);
         }

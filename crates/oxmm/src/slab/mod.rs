@@ -2,8 +2,9 @@
 //! the `kmem_cache` API, the registry of caches, cache merging, and the
 //! choice between three back-ends.
 //!
-//! - [`slub`] (`mm/slub.c`, Linux's allocator): per-cpu slab with a
-//!   lockless freelist, per-cpu partial slabs, per-node partial lists.
+//! - [`slub`] (`mm/slub.c`, Linux's allocator, as of 7.0): per-CPU
+//!   sheaves of object pointers exchanged with per-node barns
+//!   ([`sheaf`]), per-node partial lists.
 //! - `slab` (`mm/slab.c`, removed from Linux in 6.8): per-cpu array caches,
 //!   shared and alien caches, per-node full/partial/free lists, colouring.
 //! - `slob` (`mm/slob.c`, removed in 6.4): first fit over pages on three
@@ -25,6 +26,7 @@
 
 pub mod debug;
 pub mod kmalloc;
+pub mod sheaf;
 #[allow(clippy::module_inception)]
 pub mod slab;
 pub mod slob;
@@ -84,6 +86,9 @@ impl SlabFlags {
     pub const NOLEAKTRACE: SlabFlags = SlabFlags(0x800000);
     pub const NO_MERGE: SlabFlags = SlabFlags(0x1000000);
     pub const ACCOUNT: SlabFlags = SlabFlags(0x4000000);
+    /// No object extensions (`SLAB_NO_OBJ_EXT`): the boot caches; such a
+    /// cache gets no sheaves.
+    pub const NO_OBJ_EXT: SlabFlags = SlabFlags(0x2000_0000);
     /// Internal: poison objects (set when POISON applies: no ctor, no RCU).
     pub const OBJECT_POISON: SlabFlags = SlabFlags(0x8000_0000);
 
@@ -94,7 +99,7 @@ impl SlabFlags {
     /// Flags merged caches must share (`SLAB_MERGE_SAME`).
     pub const MERGE_SAME: SlabFlags = SlabFlags(0x4000 | 0x8000 | 0x20000 | 0x800000 | 0x4000000);
     /// Every flag a caller may pass.
-    pub const ALL: SlabFlags = SlabFlags(0x1ffffff | 0x4000000);
+    pub const ALL: SlabFlags = SlabFlags(0x1ffffff | 0x4000000 | 0x2000_0000);
 
     /// True when every bit of `o` is set.
     #[inline]
@@ -282,6 +287,13 @@ impl SlabState {
     }
 }
 
+/// A kmalloc cache of the normal kind (`is_kmalloc_normal`): its sheaves
+/// come after every kmalloc cache exists, since sheaves are kmalloc objects.
+pub fn is_kmalloc_normal(flags: SlabFlags) -> bool {
+    flags.contains(SlabFlags::KMALLOC)
+        && !flags.intersects(SlabFlags(SlabFlags::CACHE_DMA.0 | SlabFlags::ACCOUNT.0 | SlabFlags::RECLAIM_ACCOUNT.0))
+}
+
 /// Arguments of `kmem_cache_create`.
 #[derive(Clone, Debug)]
 pub struct CacheArgs<'a> {
@@ -340,14 +352,14 @@ impl Kernel {
             name: "kmem_cache",
             size: KMEM_CACHE_SIZE,
             align: 0,
-            flags: SlabFlags::HWCACHE_ALIGN | SlabFlags::PANIC,
+            flags: SlabFlags::HWCACHE_ALIGN | SlabFlags::PANIC | SlabFlags::NO_OBJ_EXT,
             ctor: None,
         })?;
         let kcn = self.create_cache_locked(&CacheArgs {
             name: "kmem_cache_node",
             size: KMEM_CACHE_NODE_SIZE,
             align: 0,
-            flags: SlabFlags::HWCACHE_ALIGN | SlabFlags::PANIC,
+            flags: SlabFlags::HWCACHE_ALIGN | SlabFlags::PANIC | SlabFlags::NO_OBJ_EXT,
             ctor: None,
         })?;
         self.slab.boot_caches.call_once(|| (kc, kcn));
@@ -404,7 +416,7 @@ impl Kernel {
             }
         }
         if let Some(c) = self.slab.cache(id) {
-            *c.descriptor.lock() = objs;
+            c.descriptor.lock().extend(objs);
         }
     }
 
@@ -452,6 +464,12 @@ impl Kernel {
             SlabKind::Slob => slob::new_cache(self, id, args)?,
         };
         self.slab.caches[id.0 as usize].call_once(|| Box::new(cache));
+        if let Some(c) = self.slab.cache(id) {
+            if matches!(c.imp, CacheImpl::Slub(_)) && !is_kmalloc_normal(c.flags) {
+                // A cache that cannot get its sheaves works without them.
+                self.init_sheaves(c, sheaf::calculate_sheaf_capacity(c.size, c.flags));
+            }
+        }
         Ok(id)
     }
 
@@ -581,11 +599,18 @@ impl Kernel {
             ));
             return Err(SlabError::Busy { objects: in_use });
         }
+        if matches!(c.imp, CacheImpl::Slub(_)) {
+            self.pcs_destroy(c);
+        }
         c.refcount.store(0, Relaxed);
         c.alive.store(false, Relaxed);
         let desc = core::mem::take(&mut *c.descriptor.lock());
         for (cache, obj) in desc {
-            self.kmem_cache_free(cache, obj);
+            if cache.0 == 0 {
+                self.kfree(obj);
+            } else {
+                self.kmem_cache_free(cache, obj);
+            }
         }
         Ok(())
     }
