@@ -57,6 +57,12 @@ unsafe impl RamView for AtomicI64 {}
 // through its elements' atomics.
 unsafe impl<T: RamView, const N: usize> RamView for [T; N] {}
 
+#[cold]
+#[inline(never)]
+fn word_out_of_range(pa: PhysAddr) -> ! {
+    panic!("physical word {:#x} outside RAM or misaligned", pa.0)
+}
+
 /// Simulated physical memory: `[0, size)` of physical address space backed
 /// by one host mapping.
 pub struct PhysMem {
@@ -125,9 +131,11 @@ impl PhysMem {
     ///
     /// # Panics
     /// If `pa` is not 8-byte aligned or the word is not inside RAM.
-    #[inline]
+    #[inline(always)]
     pub fn word(&self, pa: PhysAddr) -> &core::sync::atomic::AtomicU64 {
-        assert!(pa.0 & 7 == 0 && pa.0 < self.size & !7, "physical word {:#x} outside RAM or misaligned", pa.0);
+        if pa.0 & 7 != 0 || pa.0 >= self.size & !7 {
+            word_out_of_range(pa);
+        }
         // SAFETY: the word is inside the mapping and 8-byte aligned
         // (checked; the mapping is page-aligned), AtomicU64 is valid for any
         // bits and only accessed atomically, and the mapping outlives &self.

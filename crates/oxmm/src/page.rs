@@ -307,6 +307,14 @@ impl Memmap {
     #[inline]
     pub fn page(&self, pfn: Pfn) -> &Page {
         debug_assert!(self.pfn_valid(pfn), "pfn {:#x} has no memmap", pfn.0);
+        self.page_or_absent(pfn)
+    }
+
+    /// [`Memmap::page`] for any frame number: one outside RAM or in an
+    /// absent section gets the zeroed stand-in (no flags set), so a hot
+    /// path can test the flags instead of calling [`Memmap::pfn_valid`].
+    #[inline]
+    pub fn page_or_absent(&self, pfn: Pfn) -> &Page {
         let base =
             self.sections.get((pfn.0 >> SECTION_SHIFT) as usize).copied().unwrap_or(self.absent.as_ptr() as usize);
         let off = (pfn.0 & (PAGES_PER_SECTION - 1)) as usize;

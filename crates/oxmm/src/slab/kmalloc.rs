@@ -209,7 +209,9 @@ impl Kernel {
         // The common case first: a SLUB object whose CPU has room in its
         // main sheaf.
         if let Some(pa) = virt_to_phys(obj) {
-            if self.memmap.pfn_valid(pa.pfn()) && self.slub_free_fast(pa.pfn(), obj) {
+            // No pfn_valid test: a frame without a descriptor reads as a
+            // zeroed stand-in page, which is no slab.
+            if self.slub_free_fast(pa.pfn(), obj) {
                 return;
             }
         }

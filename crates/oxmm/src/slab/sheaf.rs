@@ -643,23 +643,25 @@ impl Kernel {
     /// at most three objects past a miss, `build_detached_freelist`) and
     /// freed with one slab update.
     pub(crate) fn free_objects_bulk(&self, c: &KmemCache, objs: &mut Vec<u64>) {
-        while let Some(head) = objs.pop() {
-            let Some(slab) = self.obj_to_slab(c, VirtAddr(head)) else {
-                self.log.err(format_args!("kmem_cache_free_bulk({}): {head:#x} is not an object of it", c.name));
-                continue;
-            };
+        let mut items: Vec<(u64, Pfn)> = Vec::with_capacity(objs.len());
+        for o in objs.drain(..) {
+            match self.obj_to_slab(c, VirtAddr(o)) {
+                Some(slab) => items.push((o, slab)),
+                None => self.log.err(format_args!("kmem_cache_free_bulk({}): {o:#x} is not an object of it", c.name)),
+            }
+        }
+        while let Some((head, slab)) = items.pop() {
             let (mut tail, mut cnt) = (head, 1u32);
             let mut lookahead = 3;
-            let mut i = objs.len();
+            let mut i = items.len();
             while i > 0 && lookahead > 0 {
                 i -= 1;
-                let o = objs[i];
-                if self.obj_to_slab(c, VirtAddr(o)) == Some(slab) {
+                let (o, s) = items[i];
+                if s == slab {
                     self.set_freepointer(c, VirtAddr(tail), o);
                     tail = o;
                     cnt += 1;
-                    objs.swap_remove(i);
-                    i = i.min(objs.len());
+                    items.swap_remove(i);
                 } else {
                     lookahead -= 1;
                 }
@@ -695,7 +697,7 @@ impl Kernel {
     /// caller down the full path (which also reports bad pointers).
     #[inline]
     pub(crate) fn slub_free_fast(&self, pfn: Pfn, obj: VirtAddr) -> bool {
-        let mut page = self.memmap.page(pfn);
+        let mut page = self.memmap.page_or_absent(pfn);
         let mut head = pfn;
         let f = page.flags.load(Relaxed);
         if f & crate::page::pg::SLAB == 0 {

@@ -305,21 +305,30 @@ impl Counters {
     }
 }
 
-/// RAII guard of `slab_lock`.
-struct SlabLock<'a>(&'a Page);
+/// RAII guard of `slab_lock`. While every CPU runs on one host thread
+/// (the deterministic mode) nothing can race, and the lock is skipped, as
+/// a uniprocessor kernel compiles its spinlocks away.
+struct SlabLock<'a>(Option<&'a Page>);
 
 impl<'a> SlabLock<'a> {
-    fn lock(p: &'a Page) -> SlabLock<'a> {
+    #[inline]
+    fn lock(k: &Kernel, p: &'a Page) -> SlabLock<'a> {
+        if !k.threaded.load(Relaxed) {
+            return SlabLock(None);
+        }
         while p.flags.fetch_or(pg::LOCKED, core::sync::atomic::Ordering::Acquire) & pg::LOCKED != 0 {
             core::hint::spin_loop();
         }
-        SlabLock(p)
+        SlabLock(Some(p))
     }
 }
 
 impl Drop for SlabLock<'_> {
+    #[inline]
     fn drop(&mut self) {
-        self.0.flags.fetch_and(!pg::LOCKED, core::sync::atomic::Ordering::Release);
+        if let Some(p) = self.0 {
+            p.flags.fetch_and(!pg::LOCKED, core::sync::atomic::Ordering::Release);
+        }
     }
 }
 
@@ -513,7 +522,7 @@ impl Kernel {
     /// every object counts as in use until what is left is given back.
     pub(crate) fn take_freelist(&self, slab: Pfn) -> u64 {
         let page = self.memmap.page(slab);
-        let _l = SlabLock::lock(page);
+        let _l = SlabLock::lock(self, page);
         let fl = page.index.swap(0, Relaxed);
         let mut cnt = self.slab_counters(slab);
         cnt.inuse = cnt.objects;
@@ -534,7 +543,7 @@ impl Kernel {
             cnt += 1;
         }
         let page = self.memmap.page(slab);
-        let _l = SlabLock::lock(page);
+        let _l = SlabLock::lock(self, page);
         self.set_freepointer(c, VirtAddr(tail), page.index.load(Relaxed));
         page.index.store(head, Relaxed);
         let mut counters = self.slab_counters(slab);
@@ -653,7 +662,7 @@ impl Kernel {
         let slab = lists.partial.first()?;
         let page = self.memmap.page(slab);
         let (obj, empty) = {
-            let _l = SlabLock::lock(page);
+            let _l = SlabLock::lock(self, page);
             let obj = page.index.load(Relaxed);
             let next = self.get_freepointer(c, VirtAddr(obj));
             page.index.store(next, Relaxed);
@@ -743,7 +752,7 @@ impl Kernel {
             };
             let mut lists = if predict { Some(node.list_lock.lock()) } else { None };
             let (was_full, now_empty) = {
-                let _l = SlabLock::lock(page);
+                let _l = SlabLock::lock(self, page);
                 let prior = page.index.load(Relaxed);
                 let mut counters = self.slab_counters(slab);
                 counters.inuse = counters.inuse.saturating_sub(cnt);
