@@ -515,6 +515,20 @@ impl Kernel {
         n
     }
 
+    /// The nodes other than `local`, nearest first, in the order of its
+    /// zonelist (`get_any_partial`'s walk).
+    pub(crate) fn other_nodes_by_distance(&self, local: usize) -> Vec<usize> {
+        let mut seen = alloc::vec![local];
+        for z in self.nodes[local].zonelists[0].iter() {
+            let n = z.nid as usize;
+            if !seen.contains(&n) {
+                seen.push(n);
+            }
+        }
+        seen.remove(0);
+        seen
+    }
+
     /// Objects from the slabs for a sheaf or a bulk allocation
     /// (`refill_objects`): at least `min` and at most `max`, appended to
     /// `out`, from the local node's partial slabs, then other nodes'
@@ -525,14 +539,7 @@ impl Kernel {
         let local = self.numa_node_id();
         self.refill_from_node(c, local, out, start + min, start + max, false);
         if out.len() - start < min {
-            let zl = &self.nodes[local].zonelists[0];
-            let mut seen = alloc::vec![local];
-            for z in zl.iter() {
-                let n = z.nid as usize;
-                if seen.contains(&n) {
-                    continue;
-                }
-                seen.push(n);
+            for n in self.other_nodes_by_distance(local) {
                 if self.refill_from_node(c, n, out, start + min, start + max, true) && out.len() - start >= min {
                     break;
                 }

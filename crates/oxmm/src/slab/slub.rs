@@ -616,14 +616,7 @@ impl Kernel {
             return Some(o);
         }
         if !gfp.contains(Gfp::THISNODE) {
-            let zl = &self.nodes[local].zonelists[0];
-            let mut seen = alloc::vec![local];
-            for z in zl.iter() {
-                let n = z.nid as usize;
-                if seen.contains(&n) {
-                    continue;
-                }
-                seen.push(n);
+            for n in self.other_nodes_by_distance(local) {
                 if let Some(o) = self.alloc_from_partial_node(c, n, true) {
                     return Some(o);
                 }
