@@ -228,6 +228,9 @@ pub struct SlabState {
     /// `slab_mutex`.
     pub mutex: spin::Mutex<()>,
     caches: Box<[spin::Once<Box<KmemCache>>]>,
+    /// `caches[id]`'s address while that cache is alive, null otherwise:
+    /// the hot paths find a cache with one load.
+    live: Box<[core::sync::atomic::AtomicPtr<KmemCache>]>,
     next_id: AtomicU32,
     /// kmalloc caches by kind and size index (0: none yet).
     pub(crate) kmalloc: kmalloc::KmallocCaches,
@@ -266,6 +269,7 @@ impl SlabState {
             kind,
             mutex: spin::Mutex::new(()),
             caches: (0..MAX_CACHES).map(|_| spin::Once::new()).collect(),
+            live: (0..MAX_CACHES).map(|_| core::sync::atomic::AtomicPtr::new(core::ptr::null_mut())).collect(),
             next_id: AtomicU32::new(1),
             kmalloc: kmalloc::KmallocCaches::default(),
             boot_caches: spin::Once::new(),
@@ -276,8 +280,22 @@ impl SlabState {
     /// A cache by id, if it exists and is alive.
     #[inline]
     pub fn cache(&self, id: CacheId) -> Option<&KmemCache> {
-        let c = self.caches.get(id.0 as usize)?.get()?;
-        c.alive.load(Relaxed).then_some(&**c)
+        let p = self.live.get(id.0 as usize)?.load(core::sync::atomic::Ordering::Acquire);
+        // SAFETY: a non-null entry is the address of the `KmemCache` boxed in
+        // `caches[id]` (set by `publish` after the slot was initialized).
+        // Slots are written once and never emptied, and a Box's allocation
+        // never moves, so it stays valid for as long as `self` lives.
+        unsafe { p.as_ref() }
+    }
+
+    /// Makes cache `id` findable by [`SlabState::cache`] (after creation),
+    /// or not (when it is destroyed).
+    fn publish(&self, id: CacheId, alive: bool) {
+        let p = match self.caches[id.0 as usize].get() {
+            Some(c) if alive => &**c as *const KmemCache as *mut KmemCache,
+            _ => core::ptr::null_mut(),
+        };
+        self.live[id.0 as usize].store(p, core::sync::atomic::Ordering::Release);
     }
 
     /// Every live cache, in creation order.
@@ -464,6 +482,7 @@ impl Kernel {
             SlabKind::Slob => slob::new_cache(self, id, args)?,
         };
         self.slab.caches[id.0 as usize].call_once(|| Box::new(cache));
+        self.slab.publish(id, true);
         if let Some(c) = self.slab.cache(id) {
             if matches!(c.imp, CacheImpl::Slub(_)) && !is_kmalloc_normal(c.flags) {
                 // A cache that cannot get its sheaves works without them.
@@ -604,6 +623,7 @@ impl Kernel {
         }
         c.refcount.store(0, Relaxed);
         c.alive.store(false, Relaxed);
+        self.slab.publish(id, false);
         let desc = core::mem::take(&mut *c.descriptor.lock());
         for (cache, obj) in desc {
             if cache.0 == 0 {

@@ -123,13 +123,13 @@ fn sheaf_objs_pa(sheaf: u64) -> u64 {
 
 impl Kernel {
     /// Word `i` of an object array at physical address `base`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn ram_word(&self, base: u64, i: u32) -> u64 {
         self.mem.word(PhysAddr(base + 8 * u64::from(i))).load(Relaxed)
     }
 
     /// Stores word `i` of an object array at physical address `base`.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn set_ram_word(&self, base: u64, i: u32, v: u64) {
         self.mem.word(PhysAddr(base + 8 * u64::from(i))).store(v, Relaxed)
     }
