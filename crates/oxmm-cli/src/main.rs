@@ -126,10 +126,14 @@ fn scenario_for_report(path: Option<&Path>, sc: &Scenario) -> Result<(String, St
 }
 
 fn boot(sc: &Scenario, seed: u64) -> Result<Machine, String> {
-    let m = Machine::boot(&sc.machine, seed).map_err(|e| format!("{}: {e}", sc.source))?;
+    let mut m = Machine::boot(&sc.machine, seed).map_err(|e| format!("{}: {e}", sc.source))?;
     for (name, value) in &sc.sysctls {
         m.kernel.sysctl_set(name, value).map_err(|e| format!("{}: key `sysctl.\"{name}\"`: {e:?}", sc.source))?;
     }
+    let mut fs = std::mem::take(&mut m.tmpfs);
+    let made = fs.create_files(&m.kernel, &sc.files);
+    m.tmpfs = fs;
+    made.map_err(|e| format!("{}: key `machine.file`: {e}", sc.source))?;
     Ok(m)
 }
 

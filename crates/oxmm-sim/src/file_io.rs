@@ -200,6 +200,38 @@ impl Tmpfs {
     }
 }
 
+impl Tmpfs {
+    /// Creates the machine's boot-time files (`[[machine.file]]`): each is
+    /// linked under its path, sized, and written with [`content`] unless
+    /// it is sparse, so `file` processes that open the path read it back
+    /// checked. An error names the file and the errno.
+    pub fn create_files(&mut self, k: &oxmm::Kernel, files: &[crate::scenario::MachineFile]) -> Result<(), String> {
+        const CHUNK: u64 = 256 << 10;
+        for f in files {
+            if self.names.contains_key(&f.path) {
+                return Err(format!("{}: the file exists already", f.path));
+            }
+            let id = k.shmem_create(&f.path, 0, false);
+            self.names.insert(f.path.clone(), id);
+            let mut written = Extents::default();
+            k.file_truncate(id, f.size).map_err(|e| format!("{}: ftruncate: {e:?}", f.path))?;
+            if f.data {
+                let mut buf = vec![0u8; CHUNK.min(f.size) as usize];
+                let mut off = 0;
+                while off < f.size {
+                    let n = CHUNK.min(f.size - off) as usize;
+                    fill_content(off, &mut buf[..n]);
+                    k.file_write(id, off, &buf[..n]).map_err(|e| format!("{}: write at {off}: {e:?}", f.path))?;
+                    written.insert(off, off + n as u64);
+                    off += n as u64;
+                }
+            }
+            self.written.insert(id, written);
+        }
+        Ok(())
+    }
+}
+
 /// [`FileIo`] as a step machine.
 struct FileRun {
     spec: FileIo,

@@ -56,6 +56,8 @@ pub struct Scenario {
     pub slab: SlabKind,
     /// Sysctl writes applied after boot, in file order: (name, value).
     pub sysctls: Vec<(String, String)>,
+    /// Files on the machine's tmpfs at boot (`[[machine.file]]`).
+    pub files: Vec<MachineFile>,
     /// Workloads, in file order, run one after the other.
     pub workloads: Vec<Workload>,
     /// Processes (`[[process]]`), run concurrently after the workloads.
@@ -323,6 +325,10 @@ impl Scenario {
                 d => Some(d),
             },
         };
+        let files = match root.get("machine").and_then(|m| m.get("file")) {
+            None => Vec::new(),
+            Some(v) => parse_files(&cx, v)?,
+        };
         let machine = MachineConfig { slab, ..machine };
         Ok(Scenario {
             source: file.to_string(),
@@ -330,6 +336,7 @@ impl Scenario {
             seed,
             slab,
             sysctls,
+            files,
             workloads,
             processes,
             duration_ns,
@@ -350,6 +357,51 @@ impl Scenario {
     }
 }
 
+/// A file on the machine's tmpfs when it boots (`[[machine.file]]`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MachineFile {
+    /// Where it is linked (`/dev/shm/data`); `file` processes open it by this path.
+    pub path: String,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Written with data (pages allocated) rather than left sparse.
+    pub data: bool,
+}
+
+fn parse_files(cx: &Ctx, v: &Value) -> Result<Vec<MachineFile>, ScenarioError> {
+    let arr = v.as_array().ok_or_else(|| cx.err("machine.file", "expected [[machine.file]] tables"))?;
+    let mut files: Vec<MachineFile> = Vec::new();
+    for (i, f) in arr.iter().enumerate() {
+        let key = format!("machine.file[{i}]");
+        let t = cx.table(&key, f)?;
+        cx.unknown(&key, t, &["path", "size", "fill"])?;
+        let path = match t.get("path") {
+            Some(v) => cx.string(&format!("{key}.path"), v)?.to_string(),
+            None => return Err(cx.err(&key, "a file needs a `path`")),
+        };
+        if !path.starts_with('/') || path.ends_with('/') || path.contains("//") || path.contains('\0') {
+            return Err(cx.err(&format!("{key}.path"), format!("`{path}` is not an absolute file path")));
+        }
+        if files.iter().any(|f| f.path == path) {
+            return Err(cx.err(&format!("{key}.path"), format!("`{path}` is already a file of the machine")));
+        }
+        let size = match t.get("size") {
+            Some(v) => cx.size(&format!("{key}.size"), v)?,
+            None => return Err(cx.err(&key, "a file needs a `size`")),
+        };
+        let data = match t.get("fill") {
+            None => true,
+            Some(v) => match cx.string(&format!("{key}.fill"), v)? {
+                "data" => true,
+                "sparse" => false,
+                other => return Err(cx.err(&format!("{key}.fill"), format!("`{other}` is not one of data, sparse"))),
+            },
+        };
+        files.push(MachineFile { path, size, data });
+    }
+    Ok(files)
+}
+
 fn parse_machine(cx: &Ctx, t: &Table) -> Result<MachineConfig, ScenarioError> {
     cx.unknown(
         "machine",
@@ -366,6 +418,7 @@ fn parse_machine(cx: &Ctx, t: &Table) -> Result<MachineConfig, ScenarioError> {
             "kernelcore",
             "movablecore",
             "la57",
+            "file",
         ],
     )?;
     let mut m = MachineConfig::default();

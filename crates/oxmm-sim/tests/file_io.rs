@@ -147,3 +147,50 @@ fn a_killed_process_leaves_its_kept_file_and_loses_its_unlinked_one() {
     assert_eq!(shmem_pages(&m), 1000, "only the kept file's pages remain");
     assert_eq!(m.tmpfs.files().map(|(p, _)| p.to_string()).collect::<Vec<_>>(), vec!["/dev/shm/k"]);
 }
+
+/// `[[machine.file]]`: files on tmpfs from boot. A data file takes its
+/// pages at once (Shmem, Cached) and readers see its bytes; a sparse one
+/// takes none; bad tables are errors that name the key.
+#[test]
+fn machine_files_exist_from_boot_and_read_back() {
+    let text = format!(
+        "{MACHINE}[[machine.file]]\npath = \"/dev/shm/input\"\nsize = \"2M\"\n\
+         [[machine.file]]\npath = \"/tmp/holes\"\nsize = \"64M\"\nfill = \"sparse\"\n\
+         [[process]]\nname = \"r\"\nkind = \"file\"\nmode = \"read\"\npattern = \"random\"\n\
+         path = \"/dev/shm/input\"\nfile_size = \"2M\"\nio_size = \"4096\"\nops = 300\n\
+         [[process]]\nname = \"h\"\nkind = \"file\"\nmode = \"read\"\npath = \"/tmp/holes\"\n\
+         file_size = \"64M\"\nio_size = \"1M\"\nops = 64\n"
+    );
+    let sc = Scenario::parse(&text, "t.toml").unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(sc.files.len(), 2);
+    let mut m = Machine::boot(&sc.machine, 1).unwrap();
+    let mut fs = std::mem::take(&mut m.tmpfs);
+    fs.create_files(&m.kernel, &sc.files).unwrap();
+    m.tmpfs = fs;
+    assert_eq!(shmem_pages(&m), 512, "the data file's 2 MiB, the sparse file nothing");
+    assert_eq!(meminfo_kb(&m, "Shmem"), 2048);
+    let id = m.tmpfs.lookup("/dev/shm/input").unwrap();
+    let head = m.kernel.file_read(id, 4090, 12).unwrap();
+    assert_eq!(head, (4090..4102).map(content).collect::<Vec<u8>>());
+    let holes = m.tmpfs.lookup("/tmp/holes").unwrap();
+    assert_eq!(m.kernel.file_size(holes), Some(64 << 20));
+    let runs = run_processes(&mut m, &sc.processes, sc.duration_ns, 1, |_, _| None);
+    assert_eq!(runs[0].stats.bytes_read, 300 * 4096);
+    assert_eq!(runs[0].stats.mismatches, 0, "the boot-time data reads back");
+    assert_eq!(runs[1].stats.bytes_read, 64 << 20);
+    assert_eq!(runs[1].stats.mismatches, 0, "holes read as zeroes");
+    assert_eq!(shmem_pages(&m), 512, "reading holes allocated nothing; the files outlive the readers");
+    for (bad, key) in [
+        ("[[machine.file]]\nsize = \"1M\"\n", "machine.file[0]"),
+        ("[[machine.file]]\npath = \"rel\"\nsize = \"1M\"\n", "machine.file[0].path"),
+        ("[[machine.file]]\npath = \"/a\"\nsize = \"1M\"\nfill = \"junk\"\n", "machine.file[0].fill"),
+        (
+            "[[machine.file]]\npath = \"/a\"\nsize = \"1M\"\n[[machine.file]]\npath = \"/a\"\nsize = 1\n",
+            "machine.file[1].path",
+        ),
+        ("[[machine.file]]\npath = \"/a\"\nsize = \"1M\"\nmode = 1\n", "machine.file[0]"),
+    ] {
+        let e = Scenario::parse(&format!("{MACHINE}{bad}"), "bad.toml").unwrap_err().to_string();
+        assert!(e.contains("bad.toml") && e.contains(key), "{e}");
+    }
+}
