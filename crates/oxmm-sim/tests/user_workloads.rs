@@ -84,3 +84,51 @@ fn memory_hog_stops_at_its_address_space_limit() {
     assert_eq!(st.peak_rss_bytes, 56 << 20);
     assert_eq!(st.faults, 7 * 2048);
 }
+
+/// The kernel-side workloads end to end: page churn's allocations show in
+/// vmstat's pgalloc_* and pgfree and every page comes back; slab churn's
+/// objects show in slab memory while it runs and are all freed after.
+#[test]
+fn kernel_workloads_count_their_allocations_and_give_everything_back() {
+    use oxmm::vmstat::VmEvent;
+    use oxmm_sim::workload::{PageChurn, SlabChurn};
+    let mut m = machine(5);
+    let k_free = |m: &Machine| m.kernel.nr_free_pages() + m.kernel.pcp_pages();
+    let pgalloc = |m: &Machine| {
+        [VmEvent::PgallocDma, VmEvent::PgallocDma32, VmEvent::PgallocNormal, VmEvent::PgallocMovable]
+            .iter()
+            .map(|&e| m.kernel.vm_event(e))
+            .sum::<u64>()
+    };
+    let free0 = k_free(&m);
+    let (alloc0, pgfree0) = (pgalloc(&m), m.kernel.vm_event(VmEvent::Pgfree));
+    let mut least_free = u64::MAX;
+    let pc = PageChurn { ops: 20_000, max_live_bytes: 64 << 20, max_order: 3 };
+    let st = Workload::PageChurn(pc).run(&mut m, |m, _| least_free = least_free.min(k_free(m)));
+    assert_eq!(st.allocs + st.failures, 20_000);
+    assert_eq!(st.failures, 0, "64 MiB live fits in 1 GiB");
+    assert_eq!(st.frees, st.allocs, "everything allocated is freed");
+    assert!(st.peak_live_bytes <= 64 << 20 && st.peak_live_bytes > 0);
+    assert!(free0 - least_free >= st.peak_live_bytes / 4096 / 2, "the live set shows in the free pages");
+    assert!(pgalloc(&m) - alloc0 >= st.allocs, "pgalloc_* counts pages, at least one an allocation");
+    assert_eq!(pgalloc(&m) - alloc0, m.kernel.vm_event(VmEvent::Pgfree) - pgfree0, "as many pages freed as allocated");
+    assert_eq!(k_free(&m), free0, "every page back");
+
+    let slab_pages = |m: &Machine| {
+        m.kernel.global_node_page_state(NodeStat::NrSlabReclaimable)
+            + m.kernel.global_node_page_state(NodeStat::NrSlabUnreclaimable)
+    };
+    let slab0 = slab_pages(&m);
+    let mut most_slab = 0;
+    let sc = SlabChurn { ops: 30_000, max_live: 5_000 };
+    let st = Workload::SlabChurn(sc).run(&mut m, |m, _| most_slab = most_slab.max(slab_pages(m)));
+    assert_eq!(st.allocs + st.failures, 30_000);
+    assert_eq!(st.failures, 0);
+    assert_eq!(st.frees, st.allocs);
+    assert!(most_slab > slab0 + 100, "live objects take slab pages: {slab0} -> {most_slab}");
+    let dentry = m.kernel.slab.caches().find(|c| c.name == "dentry").expect("the workload's dentry cache");
+    assert_eq!(m.kernel.kmem_cache_objects_in_use(dentry), 0, "every dentry freed");
+    // Shrunk at the end: what is left is the caches' descriptors and sheaves.
+    assert!(slab_pages(&m) < slab0 + 40, "slab pages back near the start: {slab0} -> {}", slab_pages(&m));
+    assert_eq!(m.kernel.log.count_matching(oxmm::printk::Level::Err, ""), 0, "{:#?}", m.kernel.log.lines());
+}
