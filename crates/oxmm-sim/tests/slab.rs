@@ -338,6 +338,7 @@ fn slub_sheaves_are_safe_with_cpus_on_host_threads() {
         }
     });
     m.leave_threaded();
+    oxmm::debug_vm::slub::check_slub(k).unwrap();
     for h in &handoff {
         for (a, _, _) in std::mem::take(&mut *h.lock().unwrap()) {
             k.kfree(a);
@@ -348,6 +349,7 @@ fn slub_sheaves_are_safe_with_cpus_on_host_threads() {
         // Sheaves are kmalloc objects too, and how many exist depends on the run.
         let objects = k.kmem_cache_objects_in_use(c) - k.sheaves_allocated_from(c);
         assert_eq!(objects, b, "{}: objects in use back to where they were", c.name);
+        oxmm::debug_vm::slub::check_slub(k).unwrap();
     }
     assert_eq!(k.log.count_matching(oxmm::printk::Level::Err, ""), 0, "{:#?}", k.log.lines());
 }

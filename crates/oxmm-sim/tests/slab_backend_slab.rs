@@ -224,6 +224,9 @@ fn run_model(ops: &[Op], kind: SlabKind) -> Result<(), TestCaseError> {
             prop_assert_eq!(in_use(k, id), baseline[i] + count[i], "objects in use of {} after {:?}", CACHES[i].0, op);
         }
         check_contents(k, &live)?;
+        if kind == SlabKind::Slub {
+            oxmm::debug_vm::slub::check_slub(k).map_err(TestCaseError::fail)?;
+        }
     }
     prop_assert!(k.log.count_matching(Level::Err, "slab error") == 0, "{:?}", k.log.lines());
     // Free everything, shrink: the test caches hold no slab any more.

@@ -36,6 +36,7 @@
 //! Errors name the zone, the frame and the rule.
 
 pub mod mm;
+pub mod slub;
 
 use alloc::format;
 use alloc::string::String;
