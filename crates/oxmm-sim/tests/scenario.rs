@@ -115,6 +115,32 @@ mod fuzz {
             }
         }
 
+        /// `[[machine.file]]` tables with odd values: an error names the
+        /// file, or the files are made on a booted machine or refused with
+        /// an error naming the path; nothing panics.
+        #[test]
+        fn odd_machine_files_are_errors_not_panics(
+            files in prop::collection::vec(
+                (value(), prop_oneof![Just("\"data\"".to_string()), Just("\"sparse\"".to_string()), value()]),
+                1..3,
+            )
+        ) {
+            let mut text = String::from("[machine]\nmem = \"256M\"\ncpus = 1\n");
+            for (i, (size, fill)) in files.iter().enumerate() {
+                text.push_str(&format!("[[machine.file]]\npath = \"/dev/shm/f{i}\"\nsize = {size}\nfill = {fill}\n"));
+            }
+            match Scenario::parse(&text, "m.toml") {
+                Ok(s) => {
+                    let m = oxmm_sim::Machine::boot(&s.machine, 1).unwrap();
+                    let mut fs = oxmm_sim::file_io::Tmpfs::default();
+                    if let Err(e) = fs.create_files(&m.kernel, &s.files) {
+                        prop_assert!(e.starts_with("/dev/shm/f"), "{e}");
+                    }
+                }
+                Err(e) => prop_assert!(e.to_string().starts_with("m.toml: "), "{e}"),
+            }
+        }
+
         /// Machine tables with odd values: an error names a key under `machine`, or the machine validates.
         #[test]
         fn odd_machine_values_are_errors_not_panics(kvs in prop::collection::vec((key(), value()), 0..5)) {
